@@ -1,0 +1,38 @@
+# `make repro` and `make test` are the two commands in the README; each builds .venv if missing.
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# No telemetry from our runs (DVC, MLflow, Great Expectations).
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export GX_ANALYTICS_ENABLED := False
+
+.PHONY: repro test test-fast lint lock
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements.lock
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+repro: $(STAMP)
+	dvc repro
+
+lint: $(STAMP)
+	ruff check .
+	ruff format --check .
+
+test: lint
+	pytest
+
+test-fast: $(STAMP)
+	pytest -m "not slow"
+
+# Re-pin every dependency (transitive ones included) after editing pyproject.toml.
+lock: $(STAMP)
+	pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements.lock pyproject.toml

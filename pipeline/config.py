@@ -1,0 +1,140 @@
+"""params.yaml -> frozen, validated config objects.
+
+Every model forbids unknown keys, so a typo such as ``train.lr_rate`` fails at load time with the
+file and the dotted key instead of being silently ignored for a whole training run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message names the file and each bad key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class NYUSourceConfig(_Section):
+    labeled_url: str
+    labeled_md5: str = Field(pattern=r"^[0-9a-f]{32}$")
+    splits_url: str
+    splits_md5: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+class SyntheticConfig(_Section):
+    seed: int = Field(ge=0)
+    num_images: int = Field(ge=2, le=100_000)
+    test_fraction: float = Field(gt=0.0, lt=1.0)
+
+
+class PreprocessConfig(_Section):
+    resize_hw: tuple[StrictInt, StrictInt] = Field(strict=False)  # YAML gives lists
+    crop_hw: tuple[StrictInt, StrictInt] = Field(strict=False)
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> PreprocessConfig:
+        if min(self.resize_hw) <= 0 or min(self.crop_hw) <= 0:
+            raise ValueError("sizes must be positive")
+        if self.crop_hw[0] > self.resize_hw[0] or self.crop_hw[1] > self.resize_hw[1]:
+            raise ValueError(f"crop_hw {self.crop_hw} is larger than resize_hw {self.resize_hw}")
+        return self
+
+
+class DataConfig(_Section):
+    source: Literal["synthetic", "nyu"]
+    nyu: NYUSourceConfig
+    synthetic: SyntheticConfig
+    preprocess: PreprocessConfig
+
+
+class ValidateConfig(_Section):
+    min_depth: float = Field(ge=0.0)
+    max_depth: float = Field(gt=0.0)
+    mostly: float = Field(gt=0.0, le=1.0)
+    min_valid_fraction: float = Field(ge=0.0, le=1.0)
+    max_reported_indices: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> ValidateConfig:
+        if self.min_depth >= self.max_depth:
+            raise ValueError(f"min_depth {self.min_depth} must be below max_depth {self.max_depth}")
+        return self
+
+
+class ModelConfig(_Section):
+    decoder: Literal["upconv", "upproj"]
+    fast: bool
+    encoder_weights: str = Field(min_length=1)
+    final_relu: bool
+
+
+class TrainConfig(_Section):
+    seed: int = Field(ge=0)
+    loss: Literal["berhu", "l1", "l2"]
+
+
+class EvalConfig(_Section):
+    protocol: Literal["laina", "eigen"]
+
+
+class MlflowConfig(_Section):
+    experiment: str = Field(min_length=1)
+    registered_model: str = Field(min_length=1)
+
+
+class Params(_Section):
+    data: DataConfig
+    validate_: ValidateConfig = Field(alias="validate")
+    model: ModelConfig
+    train: TrainConfig
+    eval: EvalConfig
+    mlflow: MlflowConfig
+
+    @property
+    def validate(self) -> ValidateConfig:  # "validate" shadows a pydantic name, hence the alias
+        return self.validate_
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    got = error.get("input")
+    return f"{key}: {error['msg']} (got {got!r})"
+
+
+def parse_params(raw: object, source: str | os.PathLike[str] = "<params>") -> Params:
+    """Validate an already-parsed params mapping; errors name ``source`` and every bad key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+        )
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(err) for err in exc.errors())
+        raise ConfigError(f"{source}: invalid params:\n  {lines}") from None
+
+
+def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> Params:
+    """Read and validate a params.yaml file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, path)

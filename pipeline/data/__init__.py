@@ -1,0 +1,1 @@
+"""NYU Depth v2 data: download, synthetic twin, reader, preprocessing, validation."""

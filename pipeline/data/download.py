@@ -1,0 +1,277 @@
+"""Resumable, checksummed, atomic download of the NYU Depth v2 files.
+
+The official files come over plain HTTP from a university server that drops connections, so:
+
+* bytes go to a partial file beside the destination (``<name>.part``) that survives a crash or
+  Ctrl-C; the next attempt, in this run or a later one, resumes it with an HTTP ``Range`` request;
+* a server that ignores ``Range`` (answers 200), or answers with a range that does not start
+  where we asked, makes us restart from zero instead of appending the wrong bytes;
+* connection errors, timeouts, truncated bodies, 408, 429 and 5xx are retried with exponential
+  back-off; other 4xx are not, since asking again will not change the answer;
+* the MD5 (the only integrity check plain HTTP gives) is verified on the bytes on disk before the
+  partial file is renamed onto the destination, so the destination is either absent or correct
+  (``pipeline.io.atomic_path`` does not fit here: its random name and delete-on-error are what
+  resuming must avoid; the same-directory ``os.replace`` gives the same atomicity);
+* when the host cannot be reached, the error says where to put a copy fetched by other means,
+  and the next call verifies that copy and uses it without touching the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+import requests
+from tqdm import tqdm
+
+from pipeline.io import md5sum
+
+logger = logging.getLogger(__name__)
+
+# Statuses that may succeed if asked again; every other status >= 400 except 416 is final.
+_RETRY_STATUSES = frozenset({408, 429})
+_MAX_DELAY_S = 60.0
+_MD5_RE = re.compile(r"[0-9a-f]{32}")
+_CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE_RE = re.compile(r"bytes \*/(\d+)")
+# What requests raises for a refused/reset connection, a timeout or a body cut short.
+_NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class DownloadError(RuntimeError):
+    """A file could not be downloaded; the message says what to do about it."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded or hand-placed file does not have the expected MD5."""
+
+
+class _RetryableError(Exception):
+    """An attempt failed in a way that another attempt may fix."""
+
+
+def partial_path(dest: str | os.PathLike[str]) -> Path:
+    """Where ``fetch`` keeps the bytes of an unfinished download of ``dest``.
+
+    A fixed name (not a random temporary one) so that a later run finds and resumes it.
+    """
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".part")
+
+
+def fetch(
+    url: str,
+    dest: str | os.PathLike[str],
+    md5: str,
+    *,
+    retries: int = 5,
+    timeout: float = 30.0,
+    backoff: float = 1.0,
+    chunk_size: int = 1 << 20,
+) -> Path:
+    """Download ``url`` to ``dest`` unless ``dest`` already has MD5 ``md5``; return ``dest``.
+
+    ``retries`` bounds consecutive attempts that add no bytes to the partial file (an attempt
+    that makes progress resets the count, so a server that drops a 3 GB transfer every few
+    hundred MB still gets it done). The n-th such retry waits ``backoff * 2**(n-1)`` seconds,
+    at most 60. ``timeout`` applies to connecting and to each read of the body.
+
+    An existing ``dest`` with the wrong MD5 raises :class:`ChecksumError` and is left alone: it
+    may be a copy the user placed by hand, and overwriting or moving aside gigabytes of their
+    file without asking would be a surprise; the message tells them to delete or replace it.
+
+    The progress bar (tqdm, to stderr) is shown only when stderr is a terminal, so logs of
+    non-interactive runs stay clean.
+    """
+    expected = md5.strip().lower()
+    if not _MD5_RE.fullmatch(expected):
+        raise ValueError(f"expected MD5 for {url} must be 32 hex digits, got {md5!r}")
+    dest = Path(dest).absolute()
+    if dest.exists():
+        actual = md5sum(dest)
+        if actual == expected:
+            logger.info("%s already present with the expected MD5; not downloading", dest)
+            return dest
+        raise ChecksumError(
+            f"{dest} exists but its MD5 is {actual}, expected {expected} (the file from {url}). "
+            "It was left untouched: delete it to download again, or replace it with a good copy."
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = partial_path(dest)
+    _download(url, part, dest, expected, retries, timeout, backoff, chunk_size)
+    actual = md5sum(part)
+    if actual != expected:
+        part.unlink()
+        raise ChecksumError(
+            f"download of {url} has MD5 {actual}, expected {expected}; it was deleted, so the "
+            f"next run starts from zero. If the server keeps sending these bytes, get the file "
+            f"by other means and place it at {dest}."
+        )
+    os.replace(part, dest)
+    logger.info("downloaded %s to %s (MD5 verified)", url, dest)
+    return dest
+
+
+def _download(
+    url: str,
+    part: Path,
+    dest: Path,
+    md5: str,
+    retries: int,
+    timeout: float,
+    backoff: float,
+    chunk_size: int,
+) -> None:
+    """Run attempts until ``part`` holds the whole body, or give up with a manual-copy hint."""
+    failures = 0
+    with requests.Session() as session:
+        while True:
+            before = _size(part)
+            try:
+                _attempt(session, url, part, timeout, chunk_size, dest.name)
+                return
+            except _RetryableError as exc:
+                reason = str(exc)
+            except _NETWORK_ERRORS as exc:
+                reason = _network_reason(exc)
+            except requests.RequestException as exc:  # bad URL, too many redirects, ...
+                raise DownloadError(f"could not download {url}: {exc}") from exc
+            failures = 0 if _size(part) > before else failures + 1
+            if failures > retries:
+                raise DownloadError(
+                    f"could not download {url} ({reason}; gave up after {retries + 1} attempts "
+                    f"without progress). If this machine is offline or the host is down, get "
+                    f"the file by other means and place it at {dest} (expected MD5 {md5}); the "
+                    "next run verifies it and uses it without downloading."
+                )
+            delay = min(backoff * 2 ** max(failures - 1, 0), _MAX_DELAY_S)
+            logger.warning(
+                "download of %s failed (%s); %d bytes kept, retrying in %.2fs",
+                url,
+                reason,
+                _size(part),
+                delay,
+            )
+            time.sleep(delay)
+
+
+def _attempt(
+    session: requests.Session, url: str, part: Path, timeout: float, chunk_size: int, label: str
+) -> None:
+    """One request: append to (206) or rewrite (200) ``part`` and check the body is complete.
+
+    Raises :class:`_RetryableError` or a requests network error for failures worth retrying,
+    :class:`DownloadError` or another requests error for final ones.
+    """
+    offset = _size(part)
+    # Identity encoding: Range offsets and Content-Length must count the bytes we store.
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+        status = response.status_code
+        if status == 416 and offset:
+            _check_complete_partial(response, part, offset)
+            return
+        if status in _RETRY_STATUSES or status >= 500:
+            raise _RetryableError(f"HTTP {status} {response.reason}")
+        length = _content_length(response)
+        if status == 206:
+            start, end, total = _content_range(response)
+            if start != offset:
+                part.unlink(missing_ok=True)
+                raise _RetryableError(
+                    f"asked for bytes from {offset}, got Content-Range "
+                    f"{response.headers.get('Content-Range')!r}; restarting from zero"
+                )
+            if length is None:
+                length = end + 1 - start
+            mode = "ab"
+        elif status == 200:
+            if offset:
+                logger.info("server ignored the Range request for %s; restarting from zero", url)
+            offset, total, mode = 0, length, "wb"
+        else:
+            raise DownloadError(f"could not download {url}: HTTP {status} {response.reason}")
+        received = _stream(response, part, mode, offset, total, chunk_size, label)
+    if length is not None and received != length:
+        raise _RetryableError(f"connection closed after {received} of {length} bytes")
+    if total is not None and offset + received != total:
+        raise _RetryableError(f"have {offset + received} of {total} bytes")
+
+
+def _stream(
+    response: requests.Response,
+    part: Path,
+    mode: str,
+    offset: int,
+    total: int | None,
+    chunk_size: int,
+    label: str,
+) -> int:
+    """Write the body to ``part``; return the number of bytes received."""
+    received = 0
+    with (
+        open(part, mode) as f,
+        tqdm(
+            desc=label,
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            disable=None,
+        ) as bar,
+    ):
+        for chunk in response.iter_content(chunk_size):
+            f.write(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+    return received
+
+
+def _check_complete_partial(response: requests.Response, part: Path, offset: int) -> None:
+    """Handle 416 to ``Range: bytes=offset-``: the partial file may already be the whole file.
+
+    If the server names another size, the partial file is stale: delete it and start again. If
+    it names none, take the partial file as complete and let the MD5 check decide.
+    """
+    match = _UNSATISFIED_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
+    if match and int(match[1]) != offset:
+        part.unlink()
+        raise _RetryableError(
+            f"server has {match[1]} bytes but the partial file has {offset}; restarting from zero"
+        )
+
+
+def _content_range(response: requests.Response) -> tuple[int, int, int | None]:
+    """``(start, end, total)`` of a 206 response; start is -1 when the header is unusable."""
+    match = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
+    if not match:
+        return -1, -1, None
+    return int(match[1]), int(match[2]), None if match[3] == "*" else int(match[3])
+
+
+def _network_reason(exc: requests.RequestException) -> str:
+    """The root cause of a network error, without requests' connection-pool wrapping."""
+    cause = exc.args[0] if exc.args else None
+    return f"{type(exc).__name__}: {getattr(cause, 'reason', None) or exc}"
+
+
+def _content_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    return int(value) if value and value.isdigit() else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

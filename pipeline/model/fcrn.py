@@ -1,0 +1,141 @@
+"""FCRN (Laina et al., 3DV 2016): ResNet-50 encoder, 1x1 bridge, four up-sampling blocks, 3x3 head.
+
+228x304 RGB in, 128x160 depth (metres) out; ~63.56 M parameters with up-projection blocks.
+"""
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import ResNet50_Weights, resnet50
+
+from pipeline.model.upsampling import UpConv, UpProj
+
+_DECODERS: dict[str, type[nn.Module]] = {"upconv": UpConv, "upproj": UpProj}
+_IMAGENET = ResNet50_Weights.IMAGENET1K_V1
+_ENCODER_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+class EncoderWeightsUnavailable(RuntimeError):
+    """ImageNet weights are neither in the torch cache nor downloadable (e.g. offline)."""
+
+
+def imagenet_weights_path() -> Path:
+    """Where torch.hub caches (and this module looks for) the ImageNet ResNet-50 weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(_IMAGENET.url).path).name
+
+
+def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types for a bad file; all mean the same here
+        raise ValueError(f"encoder weights file {path} is not a loadable state_dict: {e}") from e
+    if not isinstance(state, dict):
+        raise ValueError(f"encoder weights file {path} holds a {type(state).__name__}, not a dict")
+    return state
+
+
+def _imagenet_state() -> dict[str, torch.Tensor]:
+    path = imagenet_weights_path()
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # torchvision names its files <arch>-<sha256 prefix>.pth; torch.hub checks that prefix.
+        hash_prefix = path.stem.rsplit("-", 1)[-1]
+        try:
+            torch.hub.download_url_to_file(_IMAGENET.url, str(path), hash_prefix, progress=False)
+        except (OSError, RuntimeError) as e:
+            raise EncoderWeightsUnavailable(
+                f"ImageNet ResNet-50 weights are not cached and could not be downloaded from "
+                f"{_IMAGENET.url} ({e}). Download that file elsewhere and place it at {path} "
+                f"(torch.hub.get_dir()/checkpoints; TORCH_HOME moves it)."
+            ) from e
+    return _load_state_file(path)
+
+
+def _encoder_state(spec: str) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """Resolve `encoder_weights` to (state_dict or None, description for error messages)."""
+    if spec == "none":
+        return None, spec
+    if spec == "imagenet":
+        return _imagenet_state(), str(imagenet_weights_path())
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(
+            f"encoder_weights={spec!r}: expected 'none', 'imagenet' or the path of a state_dict "
+            f"file, and there is no file at {path.resolve()}"
+        )
+    return _load_state_file(path), str(path)
+
+
+def build_encoder(weights: str = "none") -> nn.Sequential:
+    """torchvision ResNet-50 up to layer4 (no pool, no fc), parameter names as in torchvision.
+
+    `weights`: "none", "imagenet" (ResNet50_Weights.IMAGENET1K_V1) or the path of a ResNet-50
+    state_dict (loaded with weights_only=True; `fc.*` entries are ignored).
+    """
+    state, source = _encoder_state(weights)
+    resnet = resnet50(weights=None)
+    encoder = nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in _ENCODER_LAYERS))
+    if state is not None:
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        try:
+            encoder.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"{source} is not a ResNet-50 state_dict: {e}") from e
+    return encoder
+
+
+class FCRN(nn.Module):
+    """Fully convolutional residual network for monocular depth.
+
+    Args:
+        decoder: "upproj" (up-projection, the paper's best) or "upconv" (up-convolution).
+        fast: use the four-sub-kernel form of unpool + 5x5 conv (same parameters and outputs as
+            the naive form, ~4x fewer decoder multiply-adds).
+        encoder_weights: "none", "imagenet" or the path of a ResNet-50 state_dict.
+        final_relu: end with a ReLU as the official graph does (depths are non-negative).
+        out_bias: initial bias of the last conv, e.g. the training-set mean depth, so that the
+            final ReLU does not start dead.
+    """
+
+    def __init__(
+        self,
+        decoder: Literal["upconv", "upproj"] = "upproj",
+        fast: bool = True,
+        encoder_weights: str = "none",
+        final_relu: bool = True,
+        out_bias: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if decoder not in _DECODERS:
+            raise ValueError(f"decoder={decoder!r}: expected one of {sorted(_DECODERS)}")
+        block = _DECODERS[decoder]
+        # The ImageNet normalisation belongs to the encoder's weights; keep it inside the model
+        # (not saved in state_dict: it is a property of the code, not of training).
+        norm = _IMAGENET.transforms()
+        self.register_buffer("mean", torch.tensor(norm.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(norm.std).view(1, 3, 1, 1), persistent=False)
+        self.encoder = build_encoder(encoder_weights)
+        self.bridge = nn.Sequential(nn.Conv2d(2048, 1024, 1), nn.BatchNorm2d(1024))
+        self.decoder = nn.Sequential(*(block(c, c // 2, fast) for c in (1024, 512, 256, 128)))
+        self.head = nn.Conv2d(64, 1, 3, padding=1)
+        nn.init.constant_(self.head.bias, out_bias)
+        self.final_relu = final_relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x 3 x H x W float RGB in [0, 1] -> N x 1 x H' x W' depth in metres.
+
+        H' = 16 * (encoder stride-32 height), e.g. 228x304 -> 128x160.
+        """
+        x = self.decoder(self.bridge(self.encoder((x - self.mean) / self.std)))
+        x = self.head(x)
+        return F.relu(x) if self.final_relu else x
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,43 @@
+"""DVC stage `validate`: refuse broken processed data before training spends GPU hours on it.
+
+Writes the JSON and HTML reports first (the report of a failure is the useful artefact), prints
+a summary, and exits 1 when any expectation fails, so `dvc repro` stops before `train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.data.nyu import read_splits
+from pipeline.data.validate import validate_processed
+from pipeline.data.validate_report import summarize, write_report
+from pipeline.stage import run_stage
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("processed_dir", type=Path, help="folder with train.h5 and test.h5")
+    parser.add_argument("splits", type=Path, help="NYU splits.mat")
+    parser.add_argument("report_json", type=Path)
+    parser.add_argument("report_html", type=Path)
+    args = parser.parse_args(argv)
+    cfg = load_params().validate
+    train_idx, test_idx = read_splits(args.splits)
+    report = validate_processed(
+        args.processed_dir / "train.h5",
+        args.processed_dir / "test.h5",
+        {"train": train_idx, "test": test_idx},
+        cfg,
+    )
+    write_report(report, args.report_json, args.report_html)
+    print(summarize(report))
+    print(f"report: {args.report_json}, {args.report_html}")
+    if not report["success"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_stage(main)
