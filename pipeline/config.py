@@ -33,7 +33,7 @@ class NYUSourceConfig(_Section):
 
 class SyntheticConfig(_Section):
     seed: int = Field(ge=0)
-    num_images: int = Field(ge=2, le=100_000)
+    num_images: int = Field(ge=2, le=65_535)  # splits.mat holds uint16 indices
     test_fraction: float = Field(gt=0.0, lt=1.0)
 
 

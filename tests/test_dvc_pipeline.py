@@ -107,7 +107,6 @@ def test_same_params_reproduce_identical_files(project: Path, tmp_path: Path) ->
 def test_corrupted_processed_file_stops_repro_at_validate(project: Path) -> None:
     """A processed file gone bad (here: 50 m depths) is refused before anything trains on it."""
     run(["dvc", "repro"], project)
-    run(["dvc", "freeze", "preprocess"], project)  # keep DVC from regenerating the file we break
     test_h5 = project / "data/processed/test.h5"
     pristine = test_h5.read_bytes()
     try:
@@ -116,7 +115,8 @@ def test_corrupted_processed_file_stops_repro_at_validate(project: Path) -> None
             depth = test["depth"][1]
             test["depth"][1] = np.where(depth > 0, 50.0, 0.0).astype(np.float32)
             bad_index = int(test["index"][1])
-        result = run(["dvc", "repro"], project, check=False)
+        # --single-item: plain `repro` would notice the changed output and re-run preprocess.
+        result = run(["dvc", "repro", "--single-item", "validate"], project, check=False)
         assert result.returncode != 0
         assert "Running stage 'validate'" in result.stdout
         output = result.stdout + result.stderr
@@ -128,4 +128,20 @@ def test_corrupted_processed_file_stops_repro_at_validate(project: Path) -> None
     finally:
         test_h5.unlink()
         test_h5.write_bytes(pristine)
-        run(["dvc", "unfreeze", "preprocess"], project)
+
+
+def test_data_failing_thresholds_stops_plain_repro(project: Path) -> None:
+    """Tightened thresholds (validate.max_depth below the rooms' far walls) stop `dvc repro`."""
+    params_path = project / "params.yaml"
+    original = params_path.read_text()
+    params = yaml.safe_load(original)
+    params["validate"]["max_depth"] = 2.0
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = run(["dvc", "repro"], project, check=False)
+        assert result.returncode != 0
+        assert "Running stage 'validate'" in result.stdout
+        assert "Running stage 'preprocess'" not in result.stdout
+        assert "depth_max" in result.stdout + result.stderr
+    finally:
+        params_path.write_text(original)

@@ -1,10 +1,10 @@
-"""Read NYU Depth v2 labeled data: ``nyu_depth_v2_labeled.mat`` (v7.3/HDF5) and ``splits.mat`` (v5).
+"""Read NYU Depth v2: ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5) and ``splits.mat`` (v5).
 
 The same code reads the real files and the synthetic twin (``pipeline.data.synthetic``), so every
 layout fact lives here once. MATLAB stores arrays column-major, so h5py sees the 480x640x3xN
-``images`` as (N, 3, 640, 480) and the 480x640xN ``depths`` as (N, 640, 480); :meth:`LabeledFile.image`
-undoes that. Every malformed input raises :class:`NYUFormatError` naming the file and the problem,
-so the user never has to decode an h5py or scipy traceback.
+``images`` as (N, 3, 640, 480) and the 480x640xN ``depths`` as (N, 640, 480);
+:meth:`LabeledFile.image` undoes that. Every malformed input raises :class:`NYUFormatError` naming
+the file and the problem, so the user never has to decode an h5py or scipy traceback.
 """
 
 from __future__ import annotations
@@ -129,8 +129,9 @@ class LabeledFile:
         if not isinstance(ds, h5py.Dataset):
             raise NYUFormatError(f"{self.path}: {key!r} is a group, expected a dataset")
         if ds.ndim != len(tail) + 1 or ds.shape[1:] != tail:
+            expected = ", ".join(map(str, tail))
             raise NYUFormatError(
-                f"{self.path}: {key} has shape {ds.shape}, expected (N, {', '.join(map(str, tail))})"
+                f"{self.path}: {key} has shape {ds.shape}, expected (N, {expected})"
             )
         if ds.dtype != dtype:
             raise NYUFormatError(f"{self.path}: {key} has dtype {ds.dtype}, expected {dtype}")
@@ -140,7 +141,7 @@ class LabeledFile:
         return self._images.shape[0]
 
     def image(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return image ``i`` (0-based) as rgb (480, 640, 3) uint8 and depth (480, 640) float32 m."""
+        """Image ``i`` (0-based): rgb (480, 640, 3) uint8 and depth (480, 640) float32 metres."""
         i = operator.index(i)
         if not 0 <= i < len(self):
             raise NYUFormatError(f"{self.path}: image index {i} out of range 0..{len(self) - 1}")

@@ -1,4 +1,4 @@
-"""Write the synthetic NYU Depth v2 twin: ``nyu_depth_v2_labeled.mat`` (v7.3) and ``splits.mat`` (v5).
+"""Write the synthetic NYU Depth v2 twin: ``nyu_depth_v2_labeled.mat`` (v7.3), ``splits.mat`` (v5).
 
 The files copy the real ones key for key — HDF5 layout, MATLAB classes, the 512-byte MATLAB header,
 uint16 1-based splits — so the reader (``pipeline.data.nyu``) and every later stage run unchanged
@@ -13,7 +13,9 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import h5py
@@ -30,6 +32,7 @@ MAX_IMAGES = np.iinfo(np.uint16).max  # splits.mat stores uint16 indices
 # A fixed creation date keeps the header, and so the file, a function of the params alone.
 _CREATED = "Sat Jan  1 00:00:00 2000"
 _SPLIT_STREAM = 1  # the split draws from SeedSequence([seed, 1]), apart from the per-image children
+_START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 _GZIP_LEVEL = 1  # one image per chunk; level 1 is ~3x faster than 4 for a few % more bytes
 
 
@@ -53,7 +56,8 @@ def generate(
         raise ValueError(f"workers must be >= 1, got {workers}")
     raw_dir = Path(raw_dir)
     labeled, splits = raw_dir / LABELED_NAME, raw_dir / SPLITS_NAME
-    write_labeled(labeled, render_frames(num_images, seed, workers), num_images)
+    with rendered_frames(num_images, seed, workers) as frames:
+        write_labeled(labeled, frames, num_images)
     write_splits(splits, *split_indices(num_images, seed, test_fraction))
     return labeled, splits
 
@@ -68,23 +72,32 @@ def split_indices(
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def render_frames(num_images: int, seed: int, workers: int | None = None) -> Iterator[Frame]:
-    """Frames 0..num_images-1 in order; image i is rendered from the i-th spawned seed.
+@contextmanager
+def rendered_frames(
+    num_images: int, seed: int, workers: int | None = None
+) -> Iterator[Iterator[Frame]]:
+    """Yield an iterator of frames 0..num_images-1 in order; image i uses the i-th spawned seed.
 
-    At most ``2 * workers`` frames are in flight, so a slow consumer never lets results pile up.
+    The worker processes are forked on entry, before the caller opens the HDF5 file or starts
+    tqdm's thread, so children inherit neither; forking also needs no ``__main__`` guard in the
+    calling script, unlike spawn. At most ``2 * workers`` frames are in flight at a time.
     """
     seeds = np.random.SeedSequence(seed).spawn(num_images)
-    workers = workers or os.cpu_count() or 1
+    workers = min(workers or os.cpu_count() or 1, num_images)
     if workers == 1:
-        yield from map(_render, seeds)
+        yield map(_render, seeds)
         return
-    with multiprocessing.Pool(workers) as pool:
-        todo = iter(seeds)
-        pending = deque(pool.apply_async(_render, (s,)) for s in islice(todo, 2 * workers))
-        while pending:
-            frame = pending.popleft().get()
-            pending.extend(pool.apply_async(_render, (s,)) for s in islice(todo, 1))
-            yield frame
+    with multiprocessing.get_context(_START_METHOD).Pool(workers) as pool:
+        yield _in_order(pool, seeds, 2 * workers)
+
+
+def _in_order(pool: Pool, seeds: list[np.random.SeedSequence], depth: int) -> Iterator[Frame]:
+    todo = iter(seeds)
+    pending = deque(pool.apply_async(_render, (s,)) for s in islice(todo, depth))
+    while pending:
+        frame = pending.popleft().get()
+        pending.extend(pool.apply_async(_render, (s,)) for s in islice(todo, 1))
+        yield frame
 
 
 def _render(seed: np.random.SeedSequence) -> Frame:
@@ -102,8 +115,8 @@ def write_labeled(path: str | os.PathLike[str], frames: Iterable[Frame], num_ima
     """Stream ``num_images`` frames into a NYU-layout MATLAB 7.3 file at ``path`` (atomically).
 
     Arrays are stored as MATLAB writes them, column-major: a 480x640xN MATLAB array is an
-    (N, 640, 480) HDF5 dataset. Big datasets hold one image per gzip chunk, so a reader
-    decompresses exactly one chunk per image, as with the real file.
+    (N, 640, 480) HDF5 dataset. Big datasets hold one image per chunk (byte-shuffled, gzip),
+    so a reader decompresses exactly one chunk per image.
     """
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", userblock_size=MAT73_USERBLOCK) as f:
@@ -182,7 +195,7 @@ def _cellstr(f: h5py.File, name: str, strings: Sequence[str]) -> None:
     """A MATLAB Kx1 cell of char row vectors: object references into ``#refs#``.
 
     Each string is a uint16 (len, 1) dataset with MATLAB_class 'char' and MATLAB_int_decode 2,
-    named like MATLAB's: 'a', 'b', ..., 'z', 'ba', ... in order of creation.
+    named 'a', 'b', ..., 'z', 'ba', ... in creation order; readers follow the references.
     """
     refs = f.require_group("#refs#")
     cell = _dataset(f, name, (1, len(strings)), h5py.ref_dtype, "cell")
@@ -214,7 +227,9 @@ def _names_to_ids(f: h5py.File) -> None:
     ds = _dataset(f, "namesToIds", header.shape, np.uint32, "containers.Map", data=header)
     ds.attrs["MATLAB_object_decode"] = np.int32(3)
     refs = f.require_group("#refs#")
-    blob = _dataset(refs, _ref_name(len(refs)), (1, 1), np.uint8, "uint8", data=np.zeros((1, 1)))
+    blob = _dataset(
+        refs, _ref_name(len(refs)), (1, 1), np.uint8, "uint8", data=np.zeros((1, 1), np.uint8)
+    )
     mcos = _dataset(f.create_group("#subsystem#"), "MCOS", (1, 1), h5py.ref_dtype, "FileWrapper__")
     mcos[0, 0] = blob.ref
 

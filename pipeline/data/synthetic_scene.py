@@ -37,6 +37,7 @@ _FURNITURE = {
 _AGAINST_WALL = {"cabinet", "shelves", "bed", "sofa"}
 # Room faces are numbered 2 * axis + (far side): X = 0, X = W, floor, ceiling, Z = 0, Z = D.
 _LEFT, _RIGHT, _FLOOR, _CEILING, _NEAR, _FAR = range(6)
+_INSTANCE = {_LEFT: 1, _RIGHT: 2, _FLOOR: 1, _CEILING: 1, _NEAR: 3, _FAR: 4}  # walls 1-4
 _CORNERS = np.array(list(itertools.product((-1.0, 1.0), repeat=3))).T  # (3, 8)
 _F32 = np.float32
 
@@ -125,7 +126,7 @@ def render_scene(rng: np.random.Generator) -> Frame:
         labels=labels.reshape(depth.shape),
         instances=instances.reshape(depth.shape),
         scene_type=scene.scene_type,
-        accel=np.array([roll, yaw, pitch, pitch], dtype=_F32),
+        accel=np.array([roll, yaw, pitch, pitch], dtype=_F32),  # tilt: no motor, so the pitch
     )
 
 
@@ -161,7 +162,12 @@ def _rot_z(a: float) -> np.ndarray:
 # --- scene sampling -------------------------------------------------------------------------
 
 
-def _colour(rng: np.random.Generator, hue: tuple, sat: tuple, val: tuple) -> np.ndarray:
+def _colour(
+    rng: np.random.Generator,
+    hue: tuple[float, float],
+    sat: tuple[float, float],
+    val: tuple[float, float],
+) -> np.ndarray:
     rgb = colorsys.hsv_to_rgb(rng.uniform(*hue) % 1.0, rng.uniform(*sat), rng.uniform(*val))
     return np.asarray(rgb, dtype=_F32) ** 2.2  # sRGB-ish to linear albedo
 
@@ -342,13 +348,15 @@ def _sample_scene(rng: np.random.Generator) -> _Scene:
 # --- ray casting ----------------------------------------------------------------------------
 
 
-def _to_local(box: _Box, vec: np.ndarray) -> np.ndarray:
-    """Rotate world vectors (3, ...) into the box's frame (inverse yaw about Y)."""
-    c, s = _F32(np.cos(box.yaw)), _F32(np.sin(box.yaw))
-    return np.stack([c * vec[0] - s * vec[2], vec[1], s * vec[0] + c * vec[2]])
+def _yaw(vec: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate vectors (3, ...) about the vertical axis, like ``_rot_y(angle) @ vec``."""
+    c, s = _F32(np.cos(angle)), _F32(np.sin(angle))
+    return np.stack([c * vec[0] + s * vec[2], vec[1], c * vec[2] - s * vec[0]])
 
 
-def _slab(origin: np.ndarray, direction: np.ndarray, half: np.ndarray):
+def _slab(
+    origin: np.ndarray, direction: np.ndarray, half: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entry/exit ray parameters against the box [-half, half] (all arrays in its frame)."""
     shape = (3,) + (1,) * (direction.ndim - 1)
     half = half.astype(_F32).reshape(shape)
@@ -394,8 +402,8 @@ def _trace(scene: _Scene, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
         window = _pixel_window(scene, box)
         if window is None:
             continue
-        origin = _to_local(box, (scene.eye - box.centre)[:, None, None].astype(_F32))
-        t_in, t_out, near = _slab(origin, _to_local(box, rays[:, window[0], window[1]]), box.half)
+        origin = _yaw((scene.eye - box.centre)[:, None, None].astype(_F32), -box.yaw)
+        t_in, t_out, near = _slab(origin, _yaw(rays[:, window[0], window[1]], -box.yaw), box.half)
         best = depth[window]  # views: assigning through them updates the full arrays
         hit = (t_in <= t_out) & (t_in > 0) & (t_in < best)
         best[hit] = t_in[hit]
@@ -408,7 +416,9 @@ def _trace(scene: _Scene, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 # --- surfaces and shading ---------------------------------------------------------------------
 
 
-def _surfaces(scene: _Scene, points: np.ndarray, surface: np.ndarray, entry: np.ndarray):
+def _surfaces(
+    scene: _Scene, points: np.ndarray, surface: np.ndarray, entry: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Albedo (3, P), normal (3, P), ambient occlusion (P,), labels and instances per hit."""
     n = points.shape[1]
     albedo, normal = np.empty((3, n), _F32), np.zeros((3, n), _F32)
@@ -426,8 +436,8 @@ def _surfaces(scene: _Scene, points: np.ndarray, surface: np.ndarray, entry: np.
         corner = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))  # middle of three
         ao[idx] = 1.0 - 0.35 * np.exp(-corner / 0.3)
         name = {_FLOOR: "floor", _CEILING: "ceiling"}.get(face, "wall")
-        labels[idx], instances[idx] = _LABEL[name], 1 if name != "wall" else (face % 4) + 1
-        for pic in scene.pictures:
+        labels[idx], instances[idx] = _LABEL[name], _INSTANCE[face]
+        for number, pic in enumerate(scene.pictures, start=1):
             if pic.face != face:
                 continue
             pu, pv = u - pic.corner[0], v - pic.corner[1]
@@ -435,18 +445,21 @@ def _surfaces(scene: _Scene, points: np.ndarray, surface: np.ndarray, entry: np.
             sel = idx[inside]
             albedo[:, sel] = _picture(pic, pu[inside], pv[inside])
             labels[sel] = _LABEL["picture"]
-            instances[sel] = scene.pictures.index(pic) + 1
+            instances[sel] = number
     for k, box in enumerate(scene.parts):
         idx = np.flatnonzero(surface == 6 + k)
-        local = _to_local(box, points[:, idx] - box.centre.astype(_F32)[:, None])
+        local = _yaw(points[:, idx] - box.centre.astype(_F32)[:, None], -box.yaw)
         axis = entry[idx]
         u, v = _face_uv(local, axis)
-        albedo[:, idx] = _texture(box.material, u, v, front=(axis == 2) & (local[2] < 0))
+        if box.material.kind == "books":
+            albedo[:, idx] = _books(box.material, u, v, front=(axis == 2) & (local[2] < 0))
+        else:
+            albedo[:, idx] = _texture(box.material, u, v)
+        # The hit lies on the face at +-half along the entry axis; its sign orients the normal.
         n_local = np.zeros_like(local)
-        n_local[axis, np.arange(idx.size)] = np.sign(local[axis, np.arange(idx.size)])
-        normal[:, idx] = _to_local(
-            _Box(box.centre, box.half, -box.yaw, box.material, 0, 0), n_local
-        )
+        columns = np.arange(idx.size)
+        n_local[axis, columns] = np.sign(local[axis, columns])
+        normal[:, idx] = _yaw(n_local, box.yaw)
         ao[idx] = 1.0 - 0.3 * np.exp(-points[1, idx] / 0.15)
         labels[idx], instances[idx] = box.label, box.instance
     return albedo, normal, ao, labels, instances
@@ -459,17 +472,18 @@ def _face_uv(p: np.ndarray, axis: np.ndarray | int) -> tuple[np.ndarray, np.ndar
     return u, v
 
 
-def _cell(material: _Material, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+def _cell(i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Hash integer cell coordinates to 0..255 so per-cell variation needs no stored grid."""
     return ((i.astype(np.int64) * 92821) ^ (j.astype(np.int64) * 68917)) & 255
 
 
-def _texture(material: _Material, u: np.ndarray, v: np.ndarray, front: np.ndarray | None = None):
+def _texture(material: _Material, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Albedo (3, n) of a procedural material at surface coordinates (u, v) in metres."""
     m, s = material, material.scale
     if m.kind == "boards":
         i = np.floor(u / s)
         vv = v + m.tones[i.astype(np.int64) & 255] * 1.5
-        cell = _cell(m, i, np.floor(vv / 1.5))
+        cell = _cell(i, np.floor(vv / 1.5))
         tone = (0.75 + 0.5 * m.tones[cell]) * (
             1.0
             + 0.07 * np.sin(2 * np.pi * (9.0 * vv + 0.7 * u / s + 4.0 * m.tones[(cell + 17) & 255]))
@@ -477,12 +491,12 @@ def _texture(material: _Material, u: np.ndarray, v: np.ndarray, front: np.ndarra
         tone[((u / s) % 1.0 < 0.04) | ((vv / 1.5) % 1.0 < 0.004)] *= 0.5
     elif m.kind == "tiles":
         i, j = np.floor(u / s), np.floor(v / s)
-        tone = 0.9 + 0.2 * m.tones[_cell(m, i, j)]
+        tone = 0.9 + 0.2 * m.tones[_cell(i, j)]
         if m.tones[0] < 0.3:  # checkerboard
             tone = np.where((i + j) % 2 == 0, tone, tone * 0.45)
         tone[((u % s) < 0.006) | ((v % s) < 0.006)] = 0.6
     elif m.kind == "carpet":
-        tone = 0.8 + 0.4 * m.tones[_cell(m, np.floor(u / s), np.floor(v / s))]
+        tone = 0.8 + 0.4 * m.tones[_cell(np.floor(u / s), np.floor(v / s))]
     elif m.kind == "stripes":
         tone = np.where(np.sin(2 * np.pi * u / s + 6.3 * m.tones[0]) > 0, 1.0, 0.8)
     elif m.kind == "panels":
@@ -491,8 +505,6 @@ def _texture(material: _Material, u: np.ndarray, v: np.ndarray, front: np.ndarra
         tone = 1.0 + 0.12 * np.sin(2 * np.pi * (u / s + 0.5 * np.sin(3.0 * v + 6.3 * m.tones[0])))
     elif m.kind == "fabric":
         tone = 1.0 + 0.1 * np.sign(np.sin(2 * np.pi * u / s) * np.sin(2 * np.pi * v / s))
-    elif m.kind == "books" and front is not None:
-        return _books(m, u, v, front)
     else:  # paint, plain: low-frequency unevenness only
         phase = 6.3 * m.tones[:4]
         tone = 1.0 + 0.06 * np.sin(1.3 * u + phase[0]) * np.sin(0.9 * v + phase[1])
@@ -504,7 +516,7 @@ def _books(m: _Material, u: np.ndarray, v: np.ndarray, front: np.ndarray) -> np.
     """Shelf boards every ``scale`` metres with rows of books of random width, height, colour."""
     row = np.floor(v / m.scale)
     shifted = u + m.tones[row.astype(np.int64) & 255]
-    book = _cell(m, np.floor(shifted / 0.035), row)
+    book = _cell(np.floor(shifted / 0.035), row)
     height = (v / m.scale) % 1.0
     out = m.base[:, None] * np.ones_like(u)
     spine = front & (height > 0.06) & (height < 0.5 + 0.45 * m.tones[book])
@@ -515,7 +527,7 @@ def _books(m: _Material, u: np.ndarray, v: np.ndarray, front: np.ndarray) -> np.
 
 def _picture(pic: _Picture, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     m = pic.material
-    out = m.colours[_cell(m, np.floor(u / m.scale), np.floor(v / m.scale))].T.copy()
+    out = m.colours[_cell(np.floor(u / m.scale), np.floor(v / m.scale))].T.copy()
     frame = (u < 0.04) | (v < 0.04) | (u > pic.size[0] - 0.04) | (v > pic.size[1] - 0.04)
     out[:, frame] = m.base[:, None]
     return out
@@ -526,20 +538,26 @@ def _in_shadow(scene: _Scene, points: np.ndarray) -> np.ndarray:
     blocked = np.zeros(points.shape[1], bool)
     to_light = scene.light.astype(_F32)[:, None] - points
     for box in scene.casters:
-        origin = _to_local(box, points - box.centre.astype(_F32)[:, None])
-        t_in, t_out, _ = _slab(origin, _to_local(box, to_light), box.half)
+        origin = _yaw(points - box.centre.astype(_F32)[:, None], -box.yaw)
+        t_in, t_out, _ = _slab(origin, _yaw(to_light, -box.yaw), box.half)
         blocked |= (t_in > 1e-3) & (t_in < t_out) & (t_in < 1.0)
     return blocked
 
 
-def _shade(scene, points, normal, albedo, ao, depth) -> np.ndarray:
+def _shade(
+    scene: _Scene,
+    points: np.ndarray,
+    normal: np.ndarray,
+    albedo: np.ndarray,
+    ao: np.ndarray,
+    depth: np.ndarray,
+) -> np.ndarray:
     """Linear radiance (3, P): ambient + Lambertian point light, then distance attenuation."""
     intensity, ambient, attenuation, _ = scene.lighting
     to_light = scene.light.astype(_F32)[:, None] - points
     dist = np.sqrt(_dot(to_light, to_light))
     lambert = np.maximum(_dot(normal, to_light) / dist, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        direct = intensity * lambert * ~_in_shadow(scene, points) / (1.0 + (dist / 2.5) ** 2)
+    direct = intensity * lambert * ~_in_shadow(scene, points) / (1.0 + (dist / 2.5) ** 2)
     radiance = albedo * (ambient * ao + direct)
     fade = np.exp(-attenuation * depth)
     return radiance * fade + _F32(0.02) * (1.0 - fade)
@@ -560,7 +578,7 @@ def _kinect_raw_depth(
     """Depth as a Kinect would report it: quantised disparity and zero where no return came back."""
     disparity = np.round(KINECT_BASELINE_FOCAL / depth * KINECT_SUBPIXEL) / KINECT_SUBPIXEL
     raw = (KINECT_BASELINE_FOCAL / disparity).astype(_F32)
-    dark = radiance.mean(axis=0).reshape(depth.shape) < 0.02
+    dark = (radiance[0] + radiance[1] + radiance[2]).reshape(depth.shape) < 0.06
     holes = (cos_view < 0.1) | (dark & (rng.random(depth.shape) < 0.8))
     holes |= rng.random(depth.shape) < 0.003
     holes |= _blobs(rng, depth.shape) > 0.93
