@@ -15,7 +15,8 @@ from pipeline.data.download import DownloadError
 
 def run_stage(main: Callable[[], object]) -> None:
     """Call ``main``; print expected errors as one ``error:`` line and exit with status 1."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pipeline").setLevel(logging.INFO)  # our progress notes, not the libraries'
     try:
         main()
     except (ValueError, FileNotFoundError, DownloadError) as exc:
