@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import h5py
 import numpy as np
 import pytest
 import yaml
+
+from pipeline.io import md5sum
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
@@ -145,3 +151,49 @@ def test_data_failing_thresholds_stops_plain_repro(project: Path) -> None:
         assert "depth_max" in result.stdout + result.stderr
     finally:
         params_path.write_text(original)
+
+
+class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
+    requests: ClassVar[list[str]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        self.requests.append(self.path)
+
+
+def test_exp_run_with_nyu_source_downloads_over_http(project: Path, tmp_path: Path) -> None:
+    """`dvc exp run -S data.source=nyu` fetches the files (here from a mirror on 127.0.0.1)."""
+    run(["dvc", "repro"], project)
+    params_before = (project / "params.yaml").read_text()
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in ("nyu_depth_v2_labeled.mat", "splits.mat"):
+        shutil.copy(project / "data/raw" / name, mirror / name)
+    handler = functools.partial(_RecordingHandler, directory=str(mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        overrides = {
+            "data.source": "nyu",
+            "data.nyu.labeled_url": f"{base}/nyu_depth_v2_labeled.mat",
+            "data.nyu.labeled_md5": md5sum(mirror / "nyu_depth_v2_labeled.mat"),
+            "data.nyu.splits_url": f"{base}/splits.mat",
+            "data.nyu.splits_md5": md5sum(mirror / "splits.mat"),
+        }
+        cmd = ["dvc", "exp", "run", "-n", "nyu-mirror"]
+        for key, value in overrides.items():
+            cmd += ["-S", f"{key}={value}"]
+        result = run(cmd, project)
+    finally:
+        (project / "params.yaml").write_text(params_before)  # the workspace run left its params
+        server.shutdown()
+        server.server_close()
+    assert "Running stage 'download'" in result.stdout
+    assert sorted(_RecordingHandler.requests) == ["/nyu_depth_v2_labeled.mat", "/splits.mat"]
+    for name in ("nyu_depth_v2_labeled.mat", "splits.mat"):
+        expected = md5sum(mirror / name)
+        assert md5sum(project / "data/downloads" / name) == expected  # kept outside DVC's outs
+        assert md5sum(project / "data/raw" / name) == expected
+    shown = run(["dvc", "exp", "show", "--json"], project).stdout
+    assert "nyu-mirror" in shown
