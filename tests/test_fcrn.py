@@ -1,5 +1,6 @@
 """FCRN: shape, parameter count, naive == fast for the whole model, encoder weight loading."""
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -83,28 +84,32 @@ def test_encoder_weights_bad_files(tmp_path: Path):
         FCRN(encoder_weights=str(wrong))
 
 
-def test_imagenet_offline_error_names_url_and_path(tmp_path: Path, monkeypatch):
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh torch cache, and HTTP(S) sent to a closed port on 127.0.0.1: a real, fast
+    connection failure on any machine, with or without internet (urllib honours these)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(var, closed)
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    return tmp_path
 
-    def offline(*args, **kwargs):
-        raise OSError("network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    expected = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+def test_imagenet_offline_error_names_url_and_path(offline: Path):
+    expected = offline / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
     assert imagenet_weights_path() == expected
     with pytest.raises(EncoderWeightsUnavailable) as info:
         FCRN(encoder_weights="imagenet")
     assert "https://download.pytorch.org/models/resnet50-0676ba61.pth" in str(info.value)
     assert str(expected) in str(info.value)
+    assert not expected.exists()
 
 
-def test_imagenet_cached_file_loads_without_download(tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("the cached file should have been used")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+def test_imagenet_cached_file_loads_without_download(offline: Path):
     torch.manual_seed(2)
     reference = resnet50()
     imagenet_weights_path().parent.mkdir(parents=True)
