@@ -29,6 +29,8 @@ class NYUSourceConfig(_Section):
     labeled_md5: str = Field(pattern=r"^[0-9a-f]{32}$")
     splits_url: str
     splits_md5: str = Field(pattern=r"^[0-9a-f]{32}$")
+    retries: int = Field(ge=0)  # consecutive attempts without progress before giving up
+    backoff_s: float = Field(ge=0.0)  # first retry delay; doubles per failed attempt
 
 
 class SyntheticConfig(_Section):

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> None:
         (nyu.labeled_url, nyu.labeled_md5, LABELED_NAME),
         (nyu.splits_url, nyu.splits_md5, SPLITS_NAME),
     ]:
-        link_or_copy(fetch(url, args.downloads_dir / name, md5), args.raw_dir / name)
+        fetched = fetch(
+            url, args.downloads_dir / name, md5, retries=nyu.retries, backoff=nyu.backoff_s
+        )
+        link_or_copy(fetched, args.raw_dir / name)
 
 
 if __name__ == "__main__":
