@@ -43,7 +43,7 @@ def offline_project(tmp_path: Path, source_files: Path) -> Path:
     return tmp_path
 
 
-def run_stage(cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_download_stage(cwd: Path) -> subprocess.CompletedProcess[str]:
     script = REPO / "stages" / "download.py"
     cmd = [sys.executable, str(script), "data/raw", "data/downloads"]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
@@ -51,7 +51,7 @@ def run_stage(cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_offline_stage_says_where_to_put_the_file(tmp_path: Path, source_files: Path) -> None:
     project = offline_project(tmp_path, source_files)
-    result = run_stage(project)
+    result = run_download_stage(project)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
@@ -67,7 +67,7 @@ def test_hand_placed_copies_are_verified_and_used(tmp_path: Path, source_files: 
     downloads.mkdir(parents=True)
     for name in NAMES:
         (downloads / name).write_bytes((source_files / name).read_bytes())
-    result = run_stage(project)
+    result = run_download_stage(project)
     assert result.returncode == 0, result.stderr
     for name in NAMES:
         assert md5sum(project / "data/raw" / name) == md5sum(source_files / name)

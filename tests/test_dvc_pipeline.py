@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,6 +38,26 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
         output = f"{result.stdout}\n{result.stderr}"
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{output}")
     return result
+
+
+@contextmanager
+def edited_params(project: Path, changes: dict[str, object] | None = None) -> Iterator[None]:
+    """Set dotted keys in the project's params.yaml for the block; restore the file afterwards
+    (also undoing what a workspace `dvc exp run -S` wrote)."""
+    path = project / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    for key, value in (changes or {}).items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +104,12 @@ def test_repro_runs_then_is_up_to_date(project: Path) -> None:
 
 def test_unrelated_param_reruns_nothing(project: Path) -> None:
     run(["dvc", "repro"], project)
-    params_path = project / "params.yaml"
-    original = params_path.read_text()
-    params = yaml.safe_load(original)
-    params["train"]["seed"] = 123
-    params["model"]["fast"] = False
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
+    with edited_params(project, {"train.seed": 123, "model.fast": False}):
         status = run(["dvc", "status"], project)
         assert "changed" not in status.stdout, status.stdout
-        params["data"]["preprocess"]["crop_hw"] = [224, 304]
-        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-        status = run(["dvc", "status"], project)
-        assert "preprocess" in status.stdout and "download" not in status.stdout
-    finally:
-        params_path.write_text(original)
+        with edited_params(project, {"data.preprocess.crop_hw": [224, 304]}):
+            status = run(["dvc", "status"], project)
+            assert "preprocess" in status.stdout and "download" not in status.stdout
 
 
 def test_same_params_reproduce_identical_files(project: Path, tmp_path: Path) -> None:
@@ -138,19 +151,12 @@ def test_corrupted_processed_file_stops_repro_at_validate(project: Path) -> None
 
 def test_data_failing_thresholds_stops_plain_repro(project: Path) -> None:
     """Tightened thresholds (validate.max_depth below the rooms' far walls) stop `dvc repro`."""
-    params_path = project / "params.yaml"
-    original = params_path.read_text()
-    params = yaml.safe_load(original)
-    params["validate"]["max_depth"] = 2.0
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
+    with edited_params(project, {"validate.max_depth": 2.0}):
         result = run(["dvc", "repro"], project, check=False)
-        assert result.returncode != 0
-        assert "Running stage 'validate'" in result.stdout
-        assert "Running stage 'preprocess'" not in result.stdout
-        assert "depth_max" in result.stdout + result.stderr
-    finally:
-        params_path.write_text(original)
+    assert result.returncode != 0
+    assert "Running stage 'validate'" in result.stdout
+    assert "Running stage 'preprocess'" not in result.stdout
+    assert "depth_max" in result.stdout + result.stderr
 
 
 class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
@@ -163,7 +169,6 @@ class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
 def test_exp_run_with_nyu_source_downloads_over_http(project: Path, tmp_path: Path) -> None:
     """`dvc exp run -S data.source=nyu` fetches the files (here from a mirror on 127.0.0.1)."""
     run(["dvc", "repro"], project)
-    params_before = (project / "params.yaml").read_text()
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     for name in ("nyu_depth_v2_labeled.mat", "splits.mat"):
@@ -184,9 +189,9 @@ def test_exp_run_with_nyu_source_downloads_over_http(project: Path, tmp_path: Pa
         cmd = ["dvc", "exp", "run", "-n", "nyu-mirror"]
         for key, value in overrides.items():
             cmd += ["-S", f"{key}={value}"]
-        result = run(cmd, project)
+        with edited_params(project):  # the workspace run leaves its params behind
+            result = run(cmd, project)
     finally:
-        (project / "params.yaml").write_text(params_before)  # the workspace run left its params
         server.shutdown()
         server.server_close()
     assert "Running stage 'download'" in result.stdout
