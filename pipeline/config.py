@@ -80,13 +80,53 @@ class ModelConfig(_Section):
     final_relu: bool
 
 
+class AugmentConfig(_Section):
+    """Paper's (Eigen-style) training augmentations; each is drawn per image from a seeded RNG."""
+
+    scale: tuple[float, float] = Field(strict=False)  # image scaled by s, depth divided by s
+    rotation_deg: float = Field(ge=0.0, le=45.0)  # uniform in [-r, r]
+    color: float = Field(ge=0.0, lt=1.0)  # per-channel RGB gain uniform in [1 - c, 1 + c]
+    hflip: bool
+
+    @model_validator(mode="after")
+    def _scale_ordered(self) -> AugmentConfig:
+        lo, hi = self.scale
+        if not 1.0 <= lo <= hi:
+            raise ValueError(f"scale {self.scale} must satisfy 1 <= low <= high")
+        return self
+
+
 class TrainConfig(_Section):
     seed: int = Field(ge=0)
     loss: Literal["berhu", "l1", "l2"]
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: float = Field(gt=0.0)
+    momentum: float = Field(ge=0.0, lt=1.0)  # sgd only
+    weight_decay: float = Field(ge=0.0)
+    schedule: Literal["plateau", "cosine"]
+    plateau_factor: float = Field(gt=0.0, lt=1.0)  # lr *= factor when val rel stops improving...
+    plateau_patience: int = Field(ge=0)  # ...for this many epochs
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)  # per process; the effective batch is batch_size * nproc
+    val_fraction: float = Field(ge=0.0, lt=1.0)  # of the train split, held out per epoch
+    workers: int = Field(ge=0)
+    precision: Literal["auto", "fp32", "bf16"]
+    deterministic: bool
+    nproc: int = Field(ge=1)  # DDP processes on this machine (GPUs, or CPU processes with gloo)
+    sync_bn: bool  # SyncBatchNorm across DDP processes
+    augment: AugmentConfig
+
+    @model_validator(mode="after")
+    def _plateau_needs_val(self) -> TrainConfig:
+        if self.schedule == "plateau" and self.val_fraction == 0.0:
+            raise ValueError("schedule 'plateau' needs val_fraction > 0 (it watches val rel)")
+        return self
 
 
 class EvalConfig(_Section):
-    protocol: Literal["laina", "eigen"]
+    protocol: Literal["laina", "eigen", "crop"]  # the headline of reports/metrics.json
+    batch_size: int = Field(ge=1)
+    num_examples: int = Field(ge=1, le=16)  # test images shown in reports/predictions.png
 
 
 class MlflowConfig(_Section):

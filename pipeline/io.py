@@ -12,28 +12,49 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 
 @contextmanager
-def atomic_path(dest: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds.
-
-    The temporary file lives in the destination's directory so the final ``os.replace`` is a
-    same-filesystem rename (atomic on POSIX). On any exception the temporary file is removed.
-    """
-    dest = Path(dest)
+def _temp_beside(dest: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file in ``dest``'s folder (same filesystem: the rename is atomic); removed on
+    exit unless it was renamed away."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(dest: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds.
+
+    On any exception the temporary file is removed and ``dest`` keeps its previous content.
+    """
+    dest = Path(dest)
+    with _temp_beside(dest, suffix) as tmp:
+        yield tmp
+        os.replace(tmp, dest)
+
+
+@contextmanager
+def atomic_outputs(*dests: str | os.PathLike[str]) -> Iterator[tuple[Path, ...]]:
+    """Yield one temporary path per destination; publish them all only if the block succeeds.
+
+    Outputs that belong together (train.h5 + test.h5, a model + its log) must never appear as a
+    mixture of a new one and an old one: every temp is written first, then all are renamed.
+    """
+    with ExitStack() as stack:
+        tmps = tuple(stack.enter_context(_temp_beside(Path(d))) for d in dests)
+        yield tmps
+        for tmp, dest in zip(tmps, dests, strict=True):
+            os.replace(tmp, dest)
 
 
 def atomic_write_text(dest: str | os.PathLike[str], text: str) -> None:

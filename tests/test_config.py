@@ -27,7 +27,7 @@ def write(tmp_path: Path, params: dict) -> Path:
 def test_repo_params_load() -> None:
     params = load_params(REPO / "params.yaml")
     assert params.data.source == "synthetic"
-    assert params.data.preprocess.crop_hw == (228, 304)
+    assert params.data.preprocess.crop_hw == (96, 128)
     assert params.validate.max_depth == 10.0
 
 
