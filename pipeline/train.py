@@ -1,0 +1,308 @@
+"""The training loop: FCRN on the processed train split, one epoch at a time, resumable.
+
+Every epoch ends with a checkpoint (model, optimizer, scheduler, RNG state, log rows) written
+atomically under a name derived from the params and data it belongs to (`run_key`). Re-running
+after a kill resumes from it and ends with the weights an uninterrupted run would have (on the
+CPU, bit for bit): the data order and augmentations are functions of (seed, epoch, image), not
+of how far a generator had advanced. A finished run deletes its checkpoint, and a run with other
+params or data never resumes from a checkpoint that is not its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from pipeline.config import ModelConfig, TrainConfig
+from pipeline.data.dataset import DepthDataset, make_loader, mean_depth, split_rows
+from pipeline.inference import predict_depth
+from pipeline.io import atomic_outputs, atomic_path, md5sum
+from pipeline.metrics import KEYS, laina_metrics
+from pipeline.model.fcrn import FCRN
+from pipeline.model.io import save_model
+from pipeline.model.loss import get_loss
+from pipeline.runtime import Runtime, barrier
+
+LOG_COLUMNS = ("epoch", "train_loss", "lr", *(f"val_{k}" for k in KEYS))
+EpochHook = Callable[[dict[str, float]], None]
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: bad data or a too-high learning rate."""
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    """Where a training run publishes its results (all at once, at the end)."""
+
+    model: Path
+    log_csv: Path
+    speed_json: Path
+    checkpoint_dir: Path
+
+
+def run_key(model_cfg: ModelConfig, train_cfg: TrainConfig, data_md5: str, world: int) -> str:
+    """Identity of a training run: a checkpoint resumes only the run with the same key."""
+    blob = json.dumps(
+        [model_cfg.model_dump(), train_cfg.model_dump(), data_md5, world], sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> Any:
+    """Stepped once per epoch; plateau watches the validation rel."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+    )
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    buffer = io.BytesIO()  # serialise first: a full disk fails here, before the rename
+    torch.save(payload, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def _clear_other_checkpoints(ckpt_dir: Path, keep: Path) -> None:
+    """A checkpoint of other params or data can never be resumed: remove it."""
+    for stale in ckpt_dir.glob("train-*.pt"):
+        if stale != keep:
+            stale.unlink()
+
+
+def _validate(
+    model: nn.Module, loader: DataLoader | None, rt: Runtime, out_hw: tuple[int, int]
+) -> dict[str, float]:
+    """Eval-mode metrics on the held-out part of the train split (one global pixel mean)."""
+    if loader is None:
+        return {}
+    preds, gts = [], []
+    for batch in loader:
+        x = batch["rgb"].to(rt.device)
+        if rt.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        preds.append(predict_depth(model, x, out_hw, rt.autocast_dtype).cpu())
+        gts.append(batch["depth"][:, 0])
+    return {f"val_{k}": v for k, v in laina_metrics(preds, gts).items()}
+
+
+def _write_outputs(
+    outputs: TrainOutputs,
+    model: FCRN,
+    model_config: dict[str, Any],
+    rows: list[dict[str, float]],
+    timing: list[dict[str, float]],
+    rt: Runtime,
+) -> None:
+    """Publish the model, the per-epoch log and the wall-clock numbers together."""
+    with atomic_outputs(outputs.model, outputs.log_csv, outputs.speed_json) as (m, log, speed):
+        save_model(model, model_config, m)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        log.write_text(buffer.getvalue())
+        seconds = [t["seconds"] for t in timing]
+        speed.write_text(
+            json.dumps(
+                {
+                    "seconds_per_epoch": round(float(np.mean(seconds)), 2),
+                    "images_per_second": round(
+                        float(np.mean([t["images_per_s"] for t in timing])), 2
+                    ),
+                    "train_seconds": round(float(np.sum(seconds)), 1),
+                    "device": str(rt.device.type),
+                    "precision": rt.precision,
+                    "processes": rt.world_size,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
+
+
+def train(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    train_h5: Path,
+    outputs: TrainOutputs,
+    rt: Runtime,
+    on_epoch: EpochHook | None = None,
+) -> dict[str, float]:
+    """Train, checkpointing every epoch; return the last epoch's log row.
+
+    `on_epoch` receives each epoch's log row on rank 0 (live experiment tracking).
+    """
+    with h5py.File(train_h5, "r") as f:
+        num_images = len(f["index"])
+        crop_hw = tuple(int(v) for v in f.attrs["crop_hw"])
+    train_rows, val_rows = split_rows(num_images, cfg.val_fraction, cfg.seed)
+    batches = len(train_rows) // (cfg.batch_size * rt.world_size)
+    if batches == 0:
+        raise ValueError(
+            f"{train_h5}: {len(train_rows)} training images are fewer than one batch of "
+            f"train.batch_size={cfg.batch_size} x {rt.world_size} process(es); lower the batch size"
+        )
+    train_ds = DepthDataset(train_h5, train_rows, crop_hw, cfg.augment, cfg.seed)
+    # DistributedSampler derives each epoch's order from (seed, epoch) alone, which is what makes
+    # a resumed run identical; with one process it is simply a seeded shuffle.
+    sampler = DistributedSampler(
+        train_ds, num_replicas=rt.world_size, rank=rt.rank, shuffle=True, seed=cfg.seed
+    )
+    train_loader = make_loader(
+        train_ds, cfg.batch_size, False, cfg.workers, cfg.seed, drop_last=True, sampler=sampler
+    )
+    val_loader = None
+    if len(val_rows):
+        val_ds = DepthDataset(train_h5, val_rows, crop_hw, None, cfg.seed)
+        val_loader = make_loader(val_ds, cfg.batch_size, False, cfg.workers, cfg.seed, False)
+
+    model_config = {
+        "decoder": model_cfg.decoder,
+        "fast": model_cfg.fast,
+        "final_relu": model_cfg.final_relu,
+        # Start the last conv's bias at the mean depth so the final ReLU does not start dead.
+        "out_bias": round(mean_depth(train_h5, train_rows), 6),
+    }
+    model = FCRN(encoder_weights=model_cfg.encoder_weights, **model_config)
+    if rt.world_size > 1 and cfg.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(rt.device)
+    if rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = _optimizer(cfg, model.parameters())
+    sched = _scheduler(cfg, opt)
+    loss_fn = get_loss(cfg.loss)
+
+    key = run_key(model_cfg, cfg, md5sum(train_h5), rt.world_size)
+    ckpt = outputs.checkpoint_dir / f"train-{key}.pt"
+    rows: list[dict[str, float]] = []
+    timing: list[dict[str, float]] = []
+    start_epoch = 0
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        rows, timing, start_epoch = state["rows"], state["timing"], state["epoch"]
+        if rt.is_main:
+            print(f"resuming from {ckpt} after epoch {start_epoch}/{cfg.epochs}")
+    if rt.is_main:
+        _clear_other_checkpoints(outputs.checkpoint_dir, keep=ckpt)
+    net: nn.Module = DistributedDataParallel(model) if rt.world_size > 1 else model
+
+    for epoch in range(start_epoch, cfg.epochs):
+        sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+        net.train()
+        lr = opt.param_groups[0]["lr"]
+        total, steps, seen, started = 0.0, 0, 0, time.perf_counter()
+        bar = tqdm(
+            train_loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=not rt.is_main,
+        )
+        for step, batch in enumerate(bar):
+            x = batch["rgb"].to(rt.device, non_blocking=True)
+            y = batch["depth"].to(rt.device, non_blocking=True)
+            if rt.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            where = f"{train_h5}: epoch {epoch + 1}, step {step + 1}"
+            indices = f"0-based image indices of the batch: {batch['index'].tolist()}"
+            # The loss skips depth <= 0 and so would silently skip NaN depth: refuse it here.
+            if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+                raise TrainingDiverged(f"{where}: non-finite RGB or depth ({indices})")
+            with rt.autocast():
+                out = net(x)
+            # Loss in float32 at the ground truth's resolution.
+            pred = F.interpolate(
+                out.float(), size=y.shape[-2:], mode="bilinear", align_corners=False
+            )
+            loss = loss_fn(pred, y)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{where}: loss is {loss.item()} ({indices}); lower train.lr"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, steps, seen = total + loss.item(), steps + 1, seen + len(x) * rt.world_size
+            rate = seen / (time.perf_counter() - started)
+            bar.set_postfix(loss=f"{total / steps:.4f}", img_s=f"{rate:.1f}")
+        seconds = time.perf_counter() - started
+        val = _validate(model, val_loader, rt, crop_hw)
+        if cfg.schedule == "plateau":
+            sched.step(val["val_rel"])
+        else:
+            sched.step()
+        row = {"epoch": epoch + 1, "train_loss": total / steps, "lr": lr, **val}
+        rows.append(row)
+        timing.append({"seconds": seconds, "images_per_s": seen / seconds})
+        if rt.is_main:
+            summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+            tqdm.write(f"epoch {epoch + 1}: {summary}, {seen / seconds:.1f} img/s")
+            _save_checkpoint(
+                ckpt,
+                {
+                    "key": key,
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": _rng_state(),
+                    "rows": rows,
+                    "timing": timing,
+                },
+            )
+            if on_epoch is not None:
+                on_epoch(row)
+        barrier()
+    if rt.is_main:
+        # SyncBatchNorm keeps BatchNorm2d's state_dict keys: the file loads into a plain FCRN.
+        _write_outputs(outputs, model, model_config, rows, timing, rt)
+        ckpt.unlink(missing_ok=True)
+    barrier()
+    return rows[-1] if rows else {}

@@ -1,0 +1,54 @@
+"""DVC stage `train`: processed train split -> models/fcrn.pt, reports/train_log.csv.
+
+`train.nproc` > 1 re-launches this script under torchrun (DDP: NCCL on GPUs, gloo on the CPU);
+starting it with `torchrun --nproc_per_node N stages/train.py ...` directly works the same.
+A run killed at any point resumes from its last epoch checkpoint when the stage runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from torch.distributed import run as torchrun
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+from pipeline import runtime
+from pipeline.config import load_params
+from pipeline.stage import run_stage
+from pipeline.train import TrainOutputs, train
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("train_h5", type=Path)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("log_csv", type=Path)
+    parser.add_argument("speed_json", type=Path)
+    parser.add_argument("checkpoint_dir", type=Path, help="resume state (not a DVC output)")
+    args = parser.parse_args(argv)
+    params = load_params()
+    cfg = params.train
+    if cfg.nproc > 1 and not runtime.launched_by_torchrun():
+        try:
+            torchrun.main(
+                ["--standalone", f"--nproc_per_node={cfg.nproc}", __file__, *sys.argv[1:]]
+            )
+        except ChildFailedError as e:  # each rank printed its own `error:` line already
+            raise ValueError(
+                f"{cfg.nproc} DDP training processes: {e.get_first_failure()[1]}"
+            ) from None
+        return
+    outputs = TrainOutputs(args.model, args.log_csv, args.speed_json, args.checkpoint_dir)
+    rt = runtime.setup(cfg)
+    try:
+        last = train(params.model, cfg, args.train_h5, outputs, rt)
+    finally:
+        runtime.teardown()
+    if rt.is_main:
+        print(f"model: {args.model}; last epoch: {last}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

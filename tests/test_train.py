@@ -1,0 +1,136 @@
+"""The training loop on a tiny HDF5 split: resume is exact, bad data stops it, keys isolate runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline.config import Params, parse_params
+from pipeline.io import md5sum
+from pipeline.runtime import Runtime, resolve_precision, seed_everything
+from pipeline.train import LOG_COLUMNS, TrainingDiverged, TrainOutputs, run_key, train
+
+REPO = Path(__file__).resolve().parents[1]
+STORED_HW, CROP_HW = (68, 88), (64, 80)
+
+
+def tiny_params(**train: object) -> Params:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"].update({"epochs": 2, "batch_size": 2, "workers": 0, "precision": "fp32"})
+    raw["train"].update(train)
+    return parse_params(raw)
+
+
+def write_train_h5(path: Path, n: int = 6, seed: int = 0) -> Path:
+    """A train.h5 in the preprocess layout: depth grows towards the top, RGB darkens with it."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(4.0, 1.0, STORED_HW[0], dtype=np.float32)[:, None]
+    depth = np.broadcast_to(rows, STORED_HW) * rng.uniform(0.8, 1.2, (n, 1, 1)).astype(np.float32)
+    rgb = np.clip(255 - depth[..., None] * 50 + rng.normal(0, 5, (n, *STORED_HW, 3)), 0, 255)
+    with h5py.File(path, "w") as f:
+        f["rgb"] = rgb.astype(np.uint8)
+        f["depth"] = depth.astype(np.float32)
+        f["index"] = np.arange(n, dtype=np.int64)
+        f.attrs["resize_hw"], f.attrs["crop_hw"] = STORED_HW, CROP_HW
+    return path
+
+
+def outputs(root: Path) -> TrainOutputs:
+    return TrainOutputs(
+        root / "fcrn.pt", root / "train_log.csv", root / "speed.json", root / "checkpoints"
+    )
+
+
+def run(params: Params, h5: Path, out: TrainOutputs, on_epoch=None) -> dict[str, float]:
+    seed_everything(params.train.seed, params.train.deterministic)
+    rt = Runtime(torch.device("cpu"), None, False)
+    return train(params.model, params.train, h5, out, rt, on_epoch)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    params = tiny_params()
+    straight = outputs(tmp_path / "straight")
+    run(params, h5, straight)
+
+    resumed = outputs(tmp_path / "resumed")
+
+    def kill_after_first_epoch(row: dict[str, float]) -> None:
+        if row["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(params, h5, resumed, kill_after_first_epoch)
+    assert not resumed.model.exists(), "outputs appear only when training finished"
+    assert len(list(resumed.checkpoint_dir.glob("train-*.pt"))) == 1
+    run(params, h5, resumed)
+
+    assert md5sum(resumed.model) == md5sum(straight.model)
+    assert resumed.log_csv.read_text() == straight.log_csv.read_text()
+    assert list(resumed.checkpoint_dir.iterdir()) == [], "a finished run leaves no checkpoint"
+    header = straight.log_csv.read_text().splitlines()[0]
+    assert header.split(",") == list(LOG_COLUMNS)
+    assert len(straight.log_csv.read_text().splitlines()) == 1 + params.train.epochs
+
+
+def test_checkpoint_of_other_params_is_never_resumed(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    out = outputs(tmp_path)
+    out.checkpoint_dir.mkdir()
+    stale = out.checkpoint_dir / "train-0123456789abcdef.pt"
+    stale.write_bytes(b"made with other params")
+    run(tiny_params(epochs=1), h5, out)
+    assert not stale.exists()
+    assert out.model.is_file()
+
+
+def test_run_key_depends_on_params_data_and_world_size(tmp_path: Path) -> None:
+    a = tiny_params()
+    key = run_key(a.model, a.train, "d" * 32, 1)
+    assert key == run_key(a.model, a.train, "d" * 32, 1)
+    assert key != run_key(a.model, tiny_params(lr=0.1).train, "d" * 32, 1)
+    assert key != run_key(a.model, a.train, "e" * 32, 1)
+    assert key != run_key(a.model, a.train, "d" * 32, 2)
+
+
+def test_nan_in_training_data_stops_with_epoch_and_step(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    with h5py.File(h5, "r+") as f:
+        depth = f["depth"][()]
+        depth[:, 30:34, 40:44] = np.nan
+        f["depth"][...] = depth
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1: non-finite RGB or depth"):
+        run(tiny_params(), h5, outputs(tmp_path))
+    assert not (tmp_path / "fcrn.pt").exists()
+
+
+def test_too_few_images_for_one_batch(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5", n=3)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        run(tiny_params(batch_size=8), h5, outputs(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected"),
+    [("fp32", (None, False)), ("bf16", (torch.bfloat16, True))],
+)
+def test_explicit_precision(precision: str, expected: tuple) -> None:
+    assert resolve_precision(precision, torch.device("cpu")) == expected
+    assert resolve_precision(precision, torch.device("cuda")) == expected
+
+
+def test_auto_precision_uses_bf16_only_where_it_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_precision("auto", torch.device("cuda")) == (torch.bfloat16, True)
+    for native in (True, False):
+        monkeypatch.setattr("pipeline.runtime.cpu_has_native_bf16", lambda native=native: native)
+        dtype = torch.bfloat16 if native else None
+        assert resolve_precision("auto", torch.device("cpu")) == (dtype, native)
