@@ -23,6 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -32,7 +33,7 @@ from tqdm import tqdm
 from pipeline.config import ModelConfig, TrainConfig
 from pipeline.data.dataset import DepthDataset, make_loader, mean_depth, split_rows
 from pipeline.inference import predict_depth
-from pipeline.io import atomic_outputs, atomic_path, md5sum
+from pipeline.io import atomic_outputs, atomic_path, md5sum, remove_stale_temps
 from pipeline.metrics import KEYS, laina_metrics
 from pipeline.model.fcrn import FCRN
 from pipeline.model.io import save_model
@@ -103,9 +104,14 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
-def _clear_other_checkpoints(ckpt_dir: Path, keep: Path) -> None:
-    """A checkpoint of other params or data can never be resumed: remove it."""
-    for stale in ckpt_dir.glob("train-*.pt"):
+def _clear_stale_files(outputs: TrainOutputs, keep: Path) -> None:
+    """Remove what no run can use: checkpoints of other params or data, and the temporaries a
+    killed run left (of checkpoints and of the outputs)."""
+    remove_stale_temps(outputs.model, outputs.log_csv, outputs.speed_json)
+    for stale in [
+        *outputs.checkpoint_dir.glob("train-*.pt"),
+        *outputs.checkpoint_dir.glob(".train-*.tmp"),
+    ]:
         if stale != keep:
             stale.unlink()
 
@@ -124,6 +130,19 @@ def _validate(
         preds.append(predict_depth(model, x, out_hw, rt.autocast_dtype).cpu())
         gts.append(batch["depth"][:, 0])
     return {f"val_{k}": v for k, v in laina_metrics(preds, gts).items()}
+
+
+def _check_ranks_agree(model: nn.Module, rt: Runtime) -> None:
+    """DDP keeps replicas equal only if every rank did the same steps: verify before saving."""
+    if rt.world_size == 1:
+        return
+    sums = torch.stack([t.detach().double().sum() for t in model.state_dict().values()])
+    gathered = [torch.empty_like(sums) for _ in range(rt.world_size)]
+    dist.all_gather(gathered, sums)
+    if any(not torch.equal(g, sums) for g in gathered):
+        raise RuntimeError("DDP ranks ended with different weights: a bug, please report it")
+    if rt.is_main:
+        print(f"DDP: all {rt.world_size} ranks hold identical weights")
 
 
 def _write_outputs(
@@ -230,7 +249,7 @@ def train(
         if rt.is_main:
             print(f"resuming from {ckpt} after epoch {start_epoch}/{cfg.epochs}")
     if rt.is_main:
-        _clear_other_checkpoints(outputs.checkpoint_dir, keep=ckpt)
+        _clear_stale_files(outputs, keep=ckpt)
     net: nn.Module = DistributedDataParallel(model) if rt.world_size > 1 else model
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -300,6 +319,7 @@ def train(
             if on_epoch is not None:
                 on_epoch(row)
         barrier()
+    _check_ranks_agree(model, rt)
     if rt.is_main:
         # SyncBatchNorm keeps BatchNorm2d's state_dict keys: the file loads into a plain FCRN.
         _write_outputs(outputs, model, model_config, rows, timing, rt)

@@ -14,6 +14,7 @@ from pipeline.config import load_params
 from pipeline.data.nyu import read_splits
 from pipeline.data.validate import validate_processed
 from pipeline.data.validate_report import summarize, write_report
+from pipeline.io import remove_stale_temps
 from pipeline.stage import run_stage
 
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("report_json", type=Path)
     parser.add_argument("report_html", type=Path)
     args = parser.parse_args(argv)
+    remove_stale_temps(args.report_json, args.report_html)
     cfg = load_params().validate
     train_idx, test_idx = read_splits(args.splits)
     report = validate_processed(

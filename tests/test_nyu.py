@@ -1,6 +1,6 @@
 """The NYU reader against files laid out like the real ones, and against each kind of bad input.
 
-Files here are built with raw h5py/scipy from the layout facts of the real dataset (DESIGN §4),
+Files here are built with raw h5py/scipy from the layout facts of the real dataset (docs/design.md),
 not with the synthetic generator, so a transpose bug cannot cancel out between writer and reader.
 """
 
@@ -104,7 +104,7 @@ def test_index_out_of_range(good: Path) -> None:
         for bad in (N, -1):
             with pytest.raises(NYUFormatError) as info:
                 data.image(bad)
-            assert str(info.value) == f"{good}: image index {bad} out of range 0..{N - 1}"
+            assert str(info.value) == f"{good}: image index {bad} out of range 0..{N - 1} (0-based)"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ def test_corrupt_chunk_names_the_image(good: Path) -> None:
         data.image(0)  # untouched chunks still read
         with pytest.raises(NYUFormatError) as info:
             data.image(1)
-    assert str(info.value).startswith(f"{good}: cannot read image 1 (corrupt file?): ")
+    assert str(info.value).startswith(f"{good}: cannot read image 1 (0-based; corrupt file?): ")
 
 
 def test_missing_key(tmp_path: Path, layout: tuple[np.ndarray, np.ndarray]) -> None:
@@ -205,7 +205,7 @@ def test_bad_depth_values_name_the_image(
         data.image(0)
         with pytest.raises(NYUFormatError) as info:
             data.image(1)
-    assert str(info.value).startswith(f"{path}: depths of image 1 hold")
+    assert str(info.value).startswith(f"{path}: depths of image 1 (0-based) hold")
     assert what in str(info.value)
 
 

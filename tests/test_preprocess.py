@@ -75,7 +75,8 @@ def test_preprocess_is_byte_deterministic(raw_dir: Path, tmp_path: Path) -> None
 
 
 def test_bad_image_leaves_no_output(raw_dir: Path, tmp_path: Path) -> None:
-    """A NaN in one test image fails the run with the file and index; nothing half-written stays."""
+    """A NaN in one test image fails the run with the file and index; neither split is published
+    (a new train.h5 beside an old test.h5 would be a pair made with different params)."""
     labeled = tmp_path / LABELED_NAME
     shutil.copy(raw_dir / LABELED_NAME, labeled)
     _, test_idx = read_splits(raw_dir / SPLITS_NAME)
@@ -86,4 +87,4 @@ def test_bad_image_leaves_no_output(raw_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(NYUFormatError, match=rf"{LABELED_NAME}.*{bad}") as info:
         preprocess(labeled, raw_dir / SPLITS_NAME, out, CFG)
     assert "NaN" in str(info.value) or "nan" in str(info.value).lower()
-    assert sorted(p.name for p in out.iterdir()) == ["train.h5"]
+    assert list(out.iterdir()) == []

@@ -28,7 +28,7 @@ from pipeline.data.synthetic_scene import (
     Frame,
     render_scene,
 )
-from pipeline.io import md5sum
+from pipeline.io import atomic_outputs, md5sum
 
 N, SEED = 8, 11
 PER_IMAGE = {  # key -> (shape after N as h5py sees it, dtype, MATLAB_class), as in the real file
@@ -235,19 +235,27 @@ def test_rgb_shows_the_geometry(generated: tuple[Path, Path], labeled: h5py.File
 
 
 def test_failed_render_leaves_nothing(tmp_path: Path) -> None:
+    """Written as generate() writes it (temporary names, published together): no file stays."""
+
     def frames() -> Iterator[Frame]:
         yield render_scene(np.random.default_rng(0))
         raise RuntimeError("renderer crashed")
 
-    with pytest.raises(RuntimeError, match="renderer crashed"):
-        write_labeled(tmp_path / LABELED_NAME, frames(), 3)
+    with (
+        pytest.raises(RuntimeError, match="renderer crashed"),
+        atomic_outputs(tmp_path / LABELED_NAME, tmp_path / SPLITS_NAME) as (labeled, _),
+    ):
+        write_labeled(labeled, frames(), 3)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_too_few_frames_is_an_error(tmp_path: Path) -> None:
     one = [render_scene(np.random.default_rng(0))]
-    with pytest.raises(ValueError, match="expected 2 frames, got 1"):
-        write_labeled(tmp_path / LABELED_NAME, one, 2)
+    with (
+        pytest.raises(ValueError, match="expected 2 frames, got 1"),
+        atomic_outputs(tmp_path / LABELED_NAME) as (labeled,),
+    ):
+        write_labeled(labeled, one, 2)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -140,7 +140,7 @@ def test_corruption_fails_by_name(processed: Path, case: str) -> None:
     assert failures[suite, expectation, column]["offending_indices"] == [image]
     summary = summarize(report)
     assert f"{expectation}({column})" in summary
-    assert f"first indices [{image}]" in summary
+    assert f"first 0-based image indices [{image}]" in summary
 
 
 def test_train_test_overlap(processed: Path) -> None:
@@ -260,7 +260,7 @@ def test_stage_script(clean_dir: Path, tmp_path: Path) -> None:
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "validation FAILED" in bad.stdout
     assert "expect_column_values_to_be_between(depth_nan)" in bad.stdout
-    assert f"first indices [{TEST_IDX[1]}]" in bad.stdout
+    assert f"first 0-based image indices [{TEST_IDX[1]}]" in bad.stdout
     report = json.loads((work / "reports" / "validation.json").read_text())
     assert [(f["suite"], f["column"]) for f in report["failures"]] == [("test", "depth_nan")]
     assert (work / "reports" / "validation.html").is_file()

@@ -144,19 +144,23 @@ class LabeledFile:
         """Image ``i`` (0-based): rgb (480, 640, 3) uint8 and depth (480, 640) float32 metres."""
         i = operator.index(i)
         if not 0 <= i < len(self):
-            raise NYUFormatError(f"{self.path}: image index {i} out of range 0..{len(self) - 1}")
+            raise NYUFormatError(
+                f"{self.path}: image index {i} out of range 0..{len(self) - 1} (0-based)"
+            )
         try:
             rgb = self._images[i].transpose(2, 1, 0)
             depth = self._depths[i].T
         except (OSError, RuntimeError, ValueError) as e:  # h5py: bad chunk, failed inflate
-            raise NYUFormatError(f"{self.path}: cannot read image {i} (corrupt file?): {e}") from e
-        if not np.isfinite(depth).all():
             raise NYUFormatError(
-                f"{self.path}: depths of image {i} hold {np.count_nonzero(~np.isfinite(depth))} "
-                "NaN/inf values"
+                f"{self.path}: cannot read image {i} (0-based; corrupt file?): {e}"
+            ) from e
+        if not np.isfinite(depth).all():
+            bad = np.count_nonzero(~np.isfinite(depth))
+            raise NYUFormatError(
+                f"{self.path}: depths of image {i} (0-based) hold {bad} NaN/inf values"
             )
         if (depth < 0).any():
-            raise NYUFormatError(f"{self.path}: depths of image {i} hold negative values")
+            raise NYUFormatError(f"{self.path}: depths of image {i} (0-based) hold negative values")
         return np.ascontiguousarray(rgb), np.ascontiguousarray(depth)
 
 

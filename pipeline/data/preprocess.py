@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from pipeline.config import PreprocessConfig
 from pipeline.data.nyu import open_labeled, read_splits
-from pipeline.io import atomic_path
+from pipeline.io import NewH5File, atomic_outputs
 
 FULL_HW = (480, 640)
 
@@ -61,15 +61,15 @@ def write_split(
     split: str,
     cfg: PreprocessConfig,
 ) -> Path:
-    """Stream the images ``indices`` of ``labeled_path`` into ``out_path`` (atomically)."""
+    """Stream the images ``indices`` of ``labeled_path`` into a new HDF5 file ``out_path``.
+
+    ``out_path`` is written in place: give it a temporary path (``pipeline.io.atomic_outputs``),
+    as ``preprocess`` does, so that a failure never leaves half a split under the real name.
+    """
     is_test = split == "test"
     out_hw = cfg.crop_hw if is_test else cfg.resize_hw
     n = len(indices)
-    with (
-        open_labeled(labeled_path) as labeled,
-        atomic_path(out_path) as tmp,
-        h5py.File(tmp, "w", track_order=False) as h5,
-    ):
+    with open_labeled(labeled_path) as labeled, NewH5File(out_path, track_order=False) as h5:
         rgb_ds = _create(h5, "rgb", (n, *out_hw, 3), np.uint8)
         depth_ds = _create(h5, "depth", (n, *out_hw), np.float32)
         full_ds = _create(h5, "depth_full", (n, *FULL_HW), np.float32) if is_test else None
@@ -86,16 +86,23 @@ def write_split(
                 full_ds[row] = depth
             rgb_ds[row] = rgb_small
             depth_ds[row] = depth_small
+            h5.raise_write_error()  # a full disk stops the loop now, not at the end
     return out_path
 
 
 def preprocess(
     labeled_path: Path, splits_path: Path, out_dir: Path, cfg: PreprocessConfig
 ) -> tuple[Path, Path]:
-    """Write ``out_dir/train.h5`` and ``out_dir/test.h5``; return their paths."""
+    """Write ``out_dir/train.h5`` and ``out_dir/test.h5``; return their paths.
+
+    The two are published together: a failure in either leaves the previous pair (made with
+    the previous params) intact, never a new train split beside an old test split.
+    """
     with open_labeled(labeled_path) as labeled:
         num_images = len(labeled)
     train_idx, test_idx = read_splits(splits_path, num_images=num_images)
-    train = write_split(labeled_path, train_idx, out_dir / "train.h5", "train", cfg)
-    test = write_split(labeled_path, test_idx, out_dir / "test.h5", "test", cfg)
+    train, test = Path(out_dir) / "train.h5", Path(out_dir) / "test.h5"
+    with atomic_outputs(train, test) as (train_tmp, test_tmp):
+        write_split(labeled_path, train_idx, train_tmp, "train", cfg)
+        write_split(labeled_path, test_idx, test_tmp, "test", cfg)
     return train, test

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from pipeline.data.nyu import HEIGHT, LABELED_NAME, MAT73_USERBLOCK, SPLITS_NAME, WIDTH
 from pipeline.data.synthetic_scene import NAMES, Frame, render_scene
-from pipeline.io import atomic_path
+from pipeline.io import NewH5File, atomic_outputs
 
 NYU_TEST_FRACTION = 654 / 1449  # the official split: 795 train, 654 test images
 MAX_IMAGES = np.iinfo(np.uint16).max  # splits.mat stores uint16 indices
@@ -45,8 +45,10 @@ def generate(
 ) -> tuple[Path, Path]:
     """Render ``num_images`` rooms into ``raw_dir/nyu_depth_v2_labeled.mat`` and ``splits.mat``.
 
-    Both files are written atomically; returns their paths. ``workers`` render processes
-    (default: all CPUs) stream frames in index order into the HDF5 file, so memory stays flat.
+    Both files are published together (``atomic_outputs``): a failure or a kill leaves the
+    previous pair, never a new labeled file beside an old split. Returns their paths.
+    ``workers`` render processes (default: all CPUs) stream frames in index order into the HDF5
+    file, so memory stays flat.
     """
     if not 2 <= num_images <= MAX_IMAGES:
         raise ValueError(f"num_images must be in 2..{MAX_IMAGES}, got {num_images}")
@@ -56,9 +58,10 @@ def generate(
         raise ValueError(f"workers must be >= 1, got {workers}")
     raw_dir = Path(raw_dir)
     labeled, splits = raw_dir / LABELED_NAME, raw_dir / SPLITS_NAME
-    with rendered_frames(num_images, seed, workers) as frames:
-        write_labeled(labeled, frames, num_images)
-    write_splits(splits, *split_indices(num_images, seed, test_fraction))
+    with atomic_outputs(labeled, splits) as (labeled_tmp, splits_tmp):
+        with rendered_frames(num_images, seed, workers) as frames:
+            write_labeled(labeled_tmp, frames, num_images)
+        write_splits(splits_tmp, *split_indices(num_images, seed, test_fraction))
     return labeled, splits
 
 
@@ -112,40 +115,41 @@ def mat73_header(created: str = _CREATED) -> bytes:
 
 
 def write_labeled(path: str | os.PathLike[str], frames: Iterable[Frame], num_images: int) -> None:
-    """Stream ``num_images`` frames into a NYU-layout MATLAB 7.3 file at ``path`` (atomically).
+    """Stream ``num_images`` frames into a NYU-layout MATLAB 7.3 file at ``path``.
 
     Arrays are stored as MATLAB writes them, column-major: a 480x640xN MATLAB array is an
     (N, 640, 480) HDF5 dataset. Big datasets hold one image per chunk (byte-shuffled, gzip),
-    so a reader decompresses exactly one chunk per image.
+    so a reader decompresses exactly one chunk per image. ``path`` is written in place: give it
+    a temporary path (``pipeline.io.atomic_outputs``), as ``generate`` does.
     """
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", userblock_size=MAT73_USERBLOCK) as f:
-            per_image = {
-                "images": ((3, WIDTH, HEIGHT), np.uint8, "uint8"),
-                "depths": ((WIDTH, HEIGHT), np.float32, "single"),
-                "rawDepths": ((WIDTH, HEIGHT), np.float32, "single"),
-                "labels": ((WIDTH, HEIGHT), np.uint16, "uint16"),
-                "instances": ((WIDTH, HEIGHT), np.uint8, "uint8"),
-            }
-            ds = {
-                key: _dataset(f, key, (num_images, *tail), dtype, cls, chunks=(1, *tail))
-                for key, (tail, dtype, cls) in per_image.items()
-            }
-            scene_types, accel = [], np.empty((4, num_images), np.float32)
-            frames = islice(frames, num_images)
-            for i, frame in enumerate(tqdm(frames, total=num_images, desc="render", unit="img")):
-                ds["images"][i] = frame.rgb.transpose(2, 1, 0)
-                ds["depths"][i] = frame.depth.T
-                ds["rawDepths"][i] = frame.raw_depth.T
-                ds["labels"][i] = frame.labels.T
-                ds["instances"][i] = frame.instances.T
-                scene_types.append(frame.scene_type)
-                accel[:, i] = frame.accel
-            if len(scene_types) != num_images:
-                raise ValueError(f"expected {num_images} frames, got {len(scene_types)}")
-            _write_metadata(f, scene_types, accel)
-        with open(tmp, "r+b") as raw:
-            raw.write(mat73_header())
+    with NewH5File(path, userblock_size=MAT73_USERBLOCK) as f:
+        per_image = {
+            "images": ((3, WIDTH, HEIGHT), np.uint8, "uint8"),
+            "depths": ((WIDTH, HEIGHT), np.float32, "single"),
+            "rawDepths": ((WIDTH, HEIGHT), np.float32, "single"),
+            "labels": ((WIDTH, HEIGHT), np.uint16, "uint16"),
+            "instances": ((WIDTH, HEIGHT), np.uint8, "uint8"),
+        }
+        ds = {
+            key: _dataset(f, key, (num_images, *tail), dtype, cls, chunks=(1, *tail))
+            for key, (tail, dtype, cls) in per_image.items()
+        }
+        scene_types, accel = [], np.empty((4, num_images), np.float32)
+        frames = islice(frames, num_images)
+        for i, frame in enumerate(tqdm(frames, total=num_images, desc="render", unit="img")):
+            ds["images"][i] = frame.rgb.transpose(2, 1, 0)
+            ds["depths"][i] = frame.depth.T
+            ds["rawDepths"][i] = frame.raw_depth.T
+            ds["labels"][i] = frame.labels.T
+            ds["instances"][i] = frame.instances.T
+            scene_types.append(frame.scene_type)
+            accel[:, i] = frame.accel
+            f.raise_write_error()  # a full disk stops the render now, not at the end
+        if len(scene_types) != num_images:
+            raise ValueError(f"expected {num_images} frames, got {len(scene_types)}")
+        _write_metadata(f, scene_types, accel)
+    with open(path, "r+b") as raw:
+        raw.write(mat73_header())
 
 
 def _dataset(
@@ -235,7 +239,9 @@ def _names_to_ids(f: h5py.File) -> None:
 
 
 def write_splits(path: str | os.PathLike[str], train_idx: np.ndarray, test_idx: np.ndarray) -> None:
-    """Write 0-based indices as NYU's splits.mat: MATLAB v5, uint16 1-based column vectors."""
+    """Write 0-based indices as NYU's splits.mat: MATLAB v5, uint16 1-based column vectors.
+
+    ``path`` is written in place, like ``write_labeled``'s."""
     buf = io.BytesIO()
     mat = {
         "trainNdxs": (np.asarray(train_idx) + 1).astype(np.uint16).reshape(-1, 1),
@@ -246,5 +252,4 @@ def write_splits(path: str | os.PathLike[str], train_idx: np.ndarray, test_idx: 
     # scipy stamps the current time and OS into the 116-byte text; pin it for reproducibility.
     text = f"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: {_CREATED}"
     data[:116] = text.encode("ascii").ljust(116, b" ")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(bytes(data))
+    Path(path).write_bytes(bytes(data))

@@ -6,11 +6,12 @@ external CSS or JS) a person can open offline; the summary is what the stage pri
 
 from __future__ import annotations
 
+import json
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import atomic_write_json, atomic_write_text
+from pipeline.io import atomic_outputs
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -40,7 +41,7 @@ def summarize(report: dict[str, Any]) -> str:
         if failure["offending_indices"]:
             line += (
                 f"; {failure['unexpected_count']} image(s), "
-                f"first indices {failure['offending_indices']}"
+                f"first 0-based image indices {failure['offending_indices']}"
             )
         elif "observed_value" in failure:
             line += f"; observed {failure['observed_value']}"
@@ -91,7 +92,13 @@ def render_html(report: dict[str, Any]) -> str:
             ]
             for o in suite["expectations"]
         ]
-        header = ["status", "expectation", "meaning", "observed / unexpected", "offending images"]
+        header = [
+            "status",
+            "expectation",
+            "meaning",
+            "observed / unexpected",
+            "offending images (0-based indices)",
+        ]
         parts.append(_table(header, rows))
     for split, stats in report["statistics"].items():
         parts.append(f"<h2>Statistics: {escape(split)}</h2>")
@@ -109,6 +116,8 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def write_report(report: dict[str, Any], json_path: Path, html_path: Path) -> None:
-    """Write the JSON and the HTML page atomically (a crash never leaves half a report)."""
-    atomic_write_json(json_path, report)
-    atomic_write_text(html_path, render_html(report))
+    """Write the JSON and the HTML page, published together (never half a report, nor a new
+    JSON beside the HTML of an older run)."""
+    with atomic_outputs(json_path, html_path) as (json_tmp, html_tmp):
+        json_tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        html_tmp.write_text(render_html(report))

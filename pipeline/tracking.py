@@ -1,0 +1,324 @@
+"""The one place that talks to MLflow: where runs live, what a training run records, and how
+`register` finds the run of the current model again.
+
+The run id is state of one machine and one tracking server, so it is kept in a git-ignored side
+file (beside the training checkpoints), never in a DVC output: `dvc.lock` stays reproducible, a
+killed training resumes its MLflow run, and `register` reopens the run that trained the model.
+A tracking server that is down is reported before training starts; one that fails later only
+costs live charts, never the training: `register` logs what is missing from the outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+from mlflow.exceptions import MlflowException
+
+from pipeline.config import MlflowConfig
+from pipeline.io import atomic_write_json, md5sum
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE = "mlflow.db"  # what a bare `mlflow ui` in the repo root shows
+PROBE_TIMEOUT_S = 5  # connect/read timeout of the start-up check: fail in seconds, not minutes
+LIVE_RETRIES, LIVE_TIMEOUT_S = 2, 10  # per-epoch logging: a dead server stalls training briefly
+_BATCH = 100  # MLflow's limit of params or tags per log_batch request
+
+
+class TrackingError(ValueError):
+    """The tracking server or store cannot be used; the message names its URI."""
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the repo root.
+
+    DVC sets ``DVC_ROOT`` to the workspace root for every stage, also for queued experiments that
+    run in a temporary copy, so their runs land in the same store as the workspace's.
+    """
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    return f"sqlite:///{root / DEFAULT_STORE}"
+
+
+@contextmanager
+def _http_policy(retries: int, timeout_s: int) -> Iterator[None]:
+    """Bound MLflow's HTTP retries, back-off and timeout for the block (its defaults retry for
+    minutes; it reads these variables on every request)."""
+    policy = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
+    }
+    saved = {name: os.environ.get(name) for name in policy}
+    os.environ.update(policy)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def first_line(exc: BaseException) -> str:
+    """MLflow's messages run over many lines; an ``error:`` line needs the first."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def connect(experiment: str | None = None) -> tuple[MlflowClient, str | None]:
+    """Point MLflow at `tracking_uri` and check it answers within seconds.
+
+    Returns a client and the id of ``experiment`` (created if missing; None when not asked).
+    Raises `TrackingError` naming the URI, so a dead server stops a stage before any work.
+    """
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    try:
+        with _http_policy(0, PROBE_TIMEOUT_S):
+            client.search_experiments(max_results=1)
+            if experiment is None:
+                return client, None
+            exp = client.get_experiment_by_name(experiment)
+            if exp is None:
+                return client, client.create_experiment(experiment)
+    except Exception as e:  # a store can fail in many ways (HTTP, SQL, files); all mean "unusable"
+        raise TrackingError(f"MLflow tracking at {uri} is not usable: {first_line(e)}") from e
+    if exp.lifecycle_stage != "active":
+        raise TrackingError(
+            f"MLflow experiment {experiment!r} at {uri} is deleted: restore it "
+            f"(`mlflow experiments restore`) or set another mlflow.experiment"
+        )
+    return client, exp.experiment_id
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested params -> ``{"train.lr": "0.0003", ...}``; lists stay one value."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list) else str(value)
+    return flat
+
+
+def training_key(params_raw: Mapping[str, Any], data_md5: Mapping[str, str]) -> str:
+    """What makes two trainings the same one: model and train params plus the data's hashes."""
+    blob = json.dumps(
+        [params_raw.get("model"), params_raw.get("train"), sorted(data_md5.values())],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):  # no git, or not a repository
+        return None
+    return out.stdout.strip()
+
+
+def _lineage_tags() -> dict[str, str]:
+    """Git commit and dirty flag, the DVC experiment, and dvc.lock's hashes of data/ outputs."""
+    tags: dict[str, str] = {}
+    if commit := _git("rev-parse", "HEAD"):
+        tags["mlflow.source.git.commit"] = commit
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        tags["git.dirty"] = str(bool(dirty))
+    for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline")):
+        if value := os.environ.get(env):
+            tags[tag] = value
+    lock = Path("dvc.lock")
+    if lock.is_file():
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+        for stage in stages.values():
+            for out in stage.get("outs", []):
+                if str(out["path"]).startswith("data/") and "md5" in out:
+                    tags[f"dvc.lock.{out['path']}"] = out["md5"]
+    return tags
+
+
+def _log_dataset(client: MlflowClient, run_id: str, name: str, path: Path, md5: str) -> None:
+    source = json.dumps({"uri": str(path)})
+    dataset = Dataset(name=name, digest=md5, source_type="local", source=source)
+    context = InputTag(key="mlflow.data.context", value="training")
+    client.log_inputs(run_id, [DatasetInput(dataset=dataset, tags=[context])])
+
+
+@dataclass
+class TrainingRun:
+    """An open MLflow run; logging to it never raises (a training must not die of its charts)."""
+
+    client: MlflowClient
+    run_id: str
+    live: bool = field(default=True)  # False after the first failure: stop stalling epochs
+
+    def log_epoch(self, row: Mapping[str, float], step: int) -> None:
+        """Log one epoch's numbers (train_loss, lr, val_*) at ``step``; "epoch" is the step."""
+        if not self.live:
+            return
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in row.items() if k != "epoch"]
+        try:
+            with _http_policy(LIVE_RETRIES, LIVE_TIMEOUT_S):
+                self.client.log_batch(self.run_id, metrics=metrics)
+        except Exception as e:  # any store failure: keep training, `register` catches up
+            self.live = False
+            log.warning(
+                "MLflow logging failed at step %d (%s); training goes on without live "
+                "metrics and the `register` stage logs them from the training log",
+                step,
+                first_line(e),
+            )
+
+    def log_epochs(self, rows: list[dict[str, float]]) -> int:
+        """Log the epochs (rows with an "epoch" column) not in the run yet; return how many.
+
+        Catches up after live logging failed; logging only what is missing keeps re-runs from
+        duplicating points in the charts.
+        """
+        keys = {k for row in rows for k in row if k != "epoch"}
+        have = {k: {m.step for m in self.client.get_metric_history(self.run_id, k)} for k in keys}
+        now = int(time.time() * 1000)
+        missing = [
+            Metric(k, float(v), now, int(row["epoch"]))
+            for row in rows
+            for k, v in row.items()
+            if k != "epoch" and int(row["epoch"]) not in have[k]
+        ]
+        for i in range(0, len(missing), 1000):
+            self.client.log_batch(self.run_id, metrics=missing[i : i + 1000])
+        return len({m.step for m in missing})
+
+    def end(self, status: str) -> None:
+        try:
+            self.client.set_terminated(self.run_id, status)
+        except Exception as e:  # the outputs are safe; the next `register` reopens the run
+            log.warning("could not mark MLflow run %s %s: %s", self.run_id, status, first_line(e))
+
+
+def read_log_csv(path: Path) -> list[dict[str, float]]:
+    """reports/train_log.csv -> rows of floats (empty cells, e.g. no validation, dropped)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def _open_run(
+    params_raw: Mapping[str, Any],
+    cfg: MlflowConfig,
+    state_file: Path,
+    data_files: Mapping[str, Path],
+    system_info: Mapping[str, str],
+    reopen_finished: bool,
+) -> TrainingRun:
+    """Reopen the run recorded in ``state_file`` if it belongs to this training, else start one."""
+    client, experiment_id = connect(cfg.experiment)
+    assert experiment_id is not None
+    data_md5 = {name: md5sum(path) for name, path in data_files.items()}
+    key = training_key(params_raw, data_md5)
+    uri = tracking_uri()
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        state = {}
+    if state.get("tracking_uri") == uri and state.get("training_key") == key:
+        try:
+            run = client.get_run(state["run_id"])
+        except MlflowException:  # deleted from the server since
+            run = None
+        if (
+            run is not None
+            and run.info.lifecycle_stage == "active"
+            and (reopen_finished or run.info.status != "FINISHED")
+        ):
+            client.update_run(run.info.run_id, status="RUNNING")
+            log.info("MLflow: continuing run %s at %s", run.info.run_id, uri)
+            return TrainingRun(client, run.info.run_id)
+
+    tags = {
+        **_lineage_tags(),
+        **{f"sys.{k}": v for k, v in system_info.items()},
+        "training_key": key,
+        **{f"data.{name}.md5": md5 for name, md5 in data_md5.items()},
+    }
+    run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME"), tags=tags)
+    run_id = run.info.run_id
+    params = [Param(k, v) for k, v in flatten(params_raw).items()]
+    for i in range(0, len(params), _BATCH):
+        client.log_batch(run_id, params=params[i : i + _BATCH])
+    for name, path in data_files.items():
+        _log_dataset(client, run_id, name, path, data_md5[name])
+    atomic_write_json(state_file, {"tracking_uri": uri, "run_id": run_id, "training_key": key})
+    log.info("MLflow: run %s (%s) at %s", run.info.run_name, run_id, uri)
+    return TrainingRun(client, run_id)
+
+
+@contextmanager
+def _run_context(run: TrainingRun) -> Iterator[TrainingRun]:
+    try:
+        yield run
+    except BaseException as e:
+        run.end("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    run.end("FINISHED")
+
+
+@contextmanager
+def training_run(
+    params_raw: Mapping[str, Any],
+    cfg: MlflowConfig,
+    state_file: Path,
+    data_files: Mapping[str, Path],
+    system_info: Mapping[str, str],
+) -> Iterator[TrainingRun]:
+    """The MLflow run of one training, for the length of the block.
+
+    Continues the run in ``state_file`` when it is the same, unfinished training (a resumed
+    run), else starts one named after the DVC experiment with the flattened params, lineage
+    tags, ``system_info`` (as ``sys.*`` tags) and each of ``data_files`` as a dataset input with
+    its md5. Raises `TrackingError` within seconds if the store is unreachable.
+    """
+    run = _open_run(params_raw, cfg, state_file, data_files, system_info, reopen_finished=False)
+    with _run_context(run):
+        yield run
+
+
+@contextmanager
+def model_run(
+    params_raw: Mapping[str, Any],
+    cfg: MlflowConfig,
+    state_file: Path,
+    data_files: Mapping[str, Path],
+    train_log: Path,
+) -> Iterator[TrainingRun]:
+    """The run that trained the current model, reopened, with any epochs it missed logged.
+
+    Falls back to a new run (the same params, tags and dataset) when training was not tracked
+    or its run is gone, so a model is never registered without its lineage.
+    """
+    run = _open_run(params_raw, cfg, state_file, data_files, {}, reopen_finished=True)
+    with _run_context(run):
+        if added := run.log_epochs(read_log_csv(train_log)):
+            log.info("MLflow: logged %d epoch(s) that live tracking missed", added)
+        yield run

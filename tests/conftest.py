@@ -1,0 +1,315 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import torch
+import yaml
+from PIL import Image
+
+from pipeline.model.fcrn import FCRN
+from pipeline.model.io import save_model
+
+# --- PostgreSQL: a throwaway server for MLflow's SQL backend store ------------------------------
+
+POSTGRES_ROOT = Path("/usr/lib/postgresql")  # Debian: one bin/ per major version, off PATH
+
+
+def _postgres_bindir() -> Path | None:
+    """bin/ of the newest installed PostgreSQL server, or None."""
+    bindirs = [initdb.parent for initdb in POSTGRES_ROOT.glob("*/bin/initdb")]
+    return max(bindirs, key=lambda b: [int(n) for n in b.parent.name.split(".")], default=None)
+
+
+def _postgres_run(
+    cmd: list[str], log: Path | None = None, env: dict[str, str] | None = None
+) -> None:
+    """Run a PostgreSQL tool; on failure raise with its output and the server log."""
+    result = subprocess.run(cmd, text=True, capture_output=True, env=env)
+    if result.returncode != 0:
+        log_text = log.read_text() if log is not None and log.exists() else ""
+        raise RuntimeError(
+            f"{cmd} failed ({result.returncode}):\n{result.stdout}{result.stderr}{log_text}"
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_uri() -> Iterator[str]:
+    """SQLAlchemy URI of a fresh database on a throwaway PostgreSQL cluster on 127.0.0.1.
+
+    The cluster lives in its own temporary directory (data, unix socket, log) with password
+    authentication, and is stopped and deleted at the end of the session. The URI names the
+    psycopg2 driver (the one in the lock): SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3.
+    """
+    bindir = _postgres_bindir()
+    if bindir is None:
+        pytest.skip(
+            f"no PostgreSQL server under {POSTGRES_ROOT}/*/bin "
+            "(apt-get install postgresql; .ci/run does)"
+        )
+    owner: pwd.struct_passwd | None = None
+    if os.geteuid() == 0:
+        # initdb refuses to run as root: the cluster belongs to Debian's `postgres` system user.
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to own the cluster")
+    as_owner = ["runuser", "-u", "postgres", "--"] if owner else []
+    # Not pytest's tmp_path: its base directory is private (0700) to the user running pytest.
+    root = Path(tempfile.mkdtemp(prefix="pytest-postgres-"))
+    data, log, pwfile = root / "data", root / "server.log", root / "pwfile"
+    password = secrets.token_hex(16)
+    pwfile.write_text(password)
+    if owner:
+        for path in (root, pwfile):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    port = free_port()
+    initdb = [*as_owner, str(bindir / "initdb"), f"--pgdata={data}", "--username=postgres"]
+    pg_ctl = [*as_owner, str(bindir / "pg_ctl"), f"--pgdata={data}", "--wait"]
+    server_options = f"-h 127.0.0.1 -p {port} -k {root}"  # TCP on loopback only; socket in root
+    try:
+        _postgres_run([*initdb, "--auth=scram-sha-256", f"--pwfile={pwfile}", "--locale=C.UTF-8"])
+        _postgres_run([*pg_ctl, f"--log={log}", f"--options={server_options}", "start"], log)
+        try:
+            createdb = [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "mlflow"]
+            _postgres_run(
+                createdb, env={**os.environ, "PGUSER": "postgres", "PGPASSWORD": password}
+            )
+            yield f"postgresql+psycopg2://postgres:{password}@127.0.0.1:{port}/mlflow"
+        finally:
+            _postgres_run([*pg_ctl, "--mode=fast", "stop"], log)
+    finally:
+        shutil.rmtree(root)
+
+
+# --- MLflow: a real tracking server for the tracking, registry, predict and UI tests ------------
+
+MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1 with its own backend store and proxied artifact folder.
+
+    `stop` and `start` keep the port, store and artifacts: a restarted server is the same
+    tracking URI to its clients (what a server outage looks like).
+    """
+
+    def __init__(self, backend_store_uri: str, root: Path) -> None:
+        self.backend_store_uri = backend_store_uri
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = [
+            str(Path(sys.executable).parent / "mlflow"), "server",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--backend-store-uri", self.backend_store_uri,
+            "--artifacts-destination", str(self.root / "artifacts"),
+        ]  # fmt: skip
+        log_path = self.root / "server.log"
+        with log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                cmd,
+                cwd=self.root,
+                env={**os.environ, **MLFLOW_ENV},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: `stop` ends its children too
+            )
+        deadline = time.monotonic() + 180  # ~12 s alone; much more on a busy 2-core machine
+        while True:
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"mlflow server did not answer /health:\n{log_path.read_text()}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group; SIGKILL what is left after 30 s."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_backend_store_uri(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The backend store of the shared test server.
+
+    ``FCRN_TEST_POSTGRES_URI`` if set; else PostgreSQL from the `postgres_uri` fixture when it
+    can start one; else SQLite in a temp folder. ``FCRN_TEST_MLFLOW_BACKEND=sqlite`` (or
+    ``postgresql``) forces the choice. Tests use their own experiment and model names, so a
+    database that outlives the session does no harm.
+    """
+    choice = os.environ.get("FCRN_TEST_MLFLOW_BACKEND", "auto")
+    if choice not in ("auto", "sqlite", "postgresql"):
+        raise ValueError(f"FCRN_TEST_MLFLOW_BACKEND={choice!r}: expected sqlite or postgresql")
+    if choice != "sqlite":
+        if uri := os.environ.get("FCRN_TEST_POSTGRES_URI"):
+            return uri
+        try:
+            return request.getfixturevalue("postgres_uri")
+        except (pytest.FixtureLookupError, pytest.skip.Exception):
+            if choice == "postgresql":
+                raise
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow-store') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], MlflowServer]]:
+    """Start MLflow servers on a given backend store; all are stopped at the end."""
+    servers: list[MlflowServer] = []
+
+    def start(backend_store_uri: str) -> MlflowServer:
+        server = MlflowServer(backend_store_uri, tmp_path_factory.mktemp("mlflow-server"))
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    mlflow_server_factory: Callable[[str], MlflowServer], mlflow_backend_store_uri: str
+) -> MlflowServer:
+    """The session's shared `mlflow server`."""
+    return mlflow_server_factory(mlflow_backend_store_uri)
+
+
+@pytest.fixture
+def mlflow_env(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point this test (and the subprocesses it starts with ``os.environ``) at the server."""
+    env = {**MLFLOW_ENV, "MLFLOW_TRACKING_URI": mlflow_server.url}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+REPO = Path(__file__).resolve().parents[1]
+METRIC_KEYS = ("rel", "rms", "rms_log", "log10", "delta1", "delta2", "delta3")
+
+
+class TinyProject:
+    """A project folder with what `train` and `evaluate` leave for `register`: a model file
+    (random weights), metrics.json written by hand, reports, a training log and (stand-in) data,
+    under git, with its own MLflow experiment and registered model names."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        token = secrets.token_hex(4)
+        self.experiment, self.model_name = f"test-{name}-{token}", f"fcrn-{name}-{token}"
+        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        params["mlflow"] = {"experiment": self.experiment, "registered_model": self.model_name}
+        params["data"]["preprocess"]["resize_hw"] = [48, 64]  # small frames: fast predictions
+        params["data"]["preprocess"]["crop_hw"] = [48, 64]
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        self.params_raw = params
+        self.train_h5 = root / "data/processed/train.h5"
+        self.test_h5 = root / "data/processed/test.h5"
+        self.model = root / "models/fcrn.pt"
+        self.state_file = root / "checkpoints/mlflow_run.json"
+        self.reports = root / "reports"
+        self.train_h5.parent.mkdir(parents=True)
+        self.train_h5.write_bytes(b"train split " + secrets.token_bytes(64))
+        self.write_test_data("test split")
+        self.reports.mkdir()
+        rows = ["epoch,train_loss,lr,val_rel", "1,0.9,0.0003,0.5", "2,0.7,0.00015,0.4"]
+        (self.reports / "train_log.csv").write_text("\n".join(rows) + "\n")
+        for name, colour in (("predictions", "teal"), ("train_curves", "orange")):
+            Image.new("RGB", (32, 24), colour).save(self.reports / f"{name}.png")
+        (self.reports / "validation.json").write_text('{"success": true}\n')
+        (self.reports / "validation.html").write_text("<html><body>ok</body></html>\n")
+        self.write_metrics(0.2)
+        for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "tiny project"]):
+            git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *cmd]
+            subprocess.run(git, cwd=root, check=True)
+
+    def write_test_data(self, content: str) -> None:
+        """Stand-in test split: only its md5 matters to `register`."""
+        self.test_h5.write_text(content)
+
+    def write_model(self, out_bias: float) -> Path:
+        """A model file; each ``out_bias`` gives other bytes (another model)."""
+        torch.manual_seed(0)
+        config = {"decoder": "upproj", "fast": True, "final_relu": True, "out_bias": out_bias}
+        save_model(FCRN(**config), config, self.model)
+        return self.model
+
+    def write_metrics(self, rel: float, protocol: str = "laina") -> None:
+        """metrics.json as `evaluate` lays it out, with headline ``rel`` under ``protocol``."""
+        block = {k: round(rel * (i + 1), 6) for i, k in enumerate(METRIC_KEYS)}
+        protocols = {p: {**block, "rel": rel} for p in ("laina", "eigen", "crop")}
+        baseline = {p: {k: 1.0 for k in METRIC_KEYS} for p in protocols}
+        metrics = {
+            **protocols[protocol],
+            "protocol": protocol,
+            **protocols,
+            "baseline": {"mean_depth_m": 2.5, **baseline},
+            "num_test_images": 4,
+        }
+        (self.reports / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    def register(self) -> dict[str, object]:
+        """Run the `register` stage script as DVC would; return registration.json."""
+        out = self.reports / "registration.json"
+        artifacts = ["predictions.png", "train_curves.png", "validation.json", "validation.html"]
+        cmd = [
+            sys.executable, str(REPO / "stages/register.py"), str(self.model),
+            str(self.reports / "metrics.json"), str(self.reports / "train_log.csv"),
+            str(self.train_h5), str(self.test_h5), str(self.state_file), str(out),
+            "--artifacts", *(str(self.reports / a) for a in artifacts),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise AssertionError(f"register failed:\n{result.stdout}\n{result.stderr}")
+        return json.loads(out.read_text())
+
+
+@pytest.fixture
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], TinyProject]:
+    """Make `TinyProject`s (a new folder each)."""
+
+    def make(name: str) -> TinyProject:
+        return TinyProject(tmp_path_factory.mktemp(name), name)
+
+    return make

@@ -1,0 +1,92 @@
+"""Helpers for end-to-end tests: a real git + DVC copy of the project, real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
+
+# A configuration that runs every stage in seconds: 8 rooms, 32x40 crops, 2 short epochs.
+TINY = {
+    "data.synthetic.num_images": 8,
+    "data.synthetic.test_fraction": 0.25,
+    "data.preprocess.resize_hw": [34, 44],
+    "data.preprocess.crop_hw": [32, 40],
+    "train.epochs": 2,
+    "train.batch_size": 2,
+    "train.workers": 0,
+    "eval.num_examples": 2,
+}
+
+
+def env() -> dict[str, str]:
+    """The environment `make` gives stages: this interpreter's bin first, no telemetry."""
+    e = dict(os.environ)
+    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"
+    e.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    return e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, cwd=cwd, env=env(), text=True, capture_output=True)
+    if check and result.returncode != 0:
+        output = f"{result.stdout}\n{result.stderr}"
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{output}")
+    return result
+
+
+def set_params(path: Path, changes: dict[str, object]) -> None:
+    """Set dotted keys in a params.yaml."""
+    params = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@contextmanager
+def edited_params(project: Path, changes: dict[str, object] | None = None) -> Iterator[None]:
+    """Set dotted keys in the project's params.yaml for the block; restore the file afterwards
+    (also undoing what a workspace `dvc exp run -S` wrote)."""
+    path = project / "params.yaml"
+    original = path.read_text()
+    set_params(path, changes or {})
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def make_project(root: Path, changes: dict[str, object]) -> Path:
+    """A fresh git + DVC repo at ``root`` holding a copy of the project with ``changes``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src, dst = REPO / name, root / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    set_params(root / "params.yaml", changes)
+    (root / ".gitignore").write_text(
+        "/data/\n/models/\n/checkpoints/\nmlflow.db\nmlruns/\n__pycache__/\n"
+    )
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.email", "ci@example.invalid"], root)
+    run(["git", "config", "user.name", "ci"], root)
+    run(["dvc", "init", "-q"], root)
+    shutil.copy2(REPO / ".dvc/config", root / ".dvc/config")
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "project"], root)
+    return root

@@ -1,0 +1,189 @@
+"""Live tracking against a real `mlflow server`: what a training run records, resuming, and
+failing fast or losing nothing when the server is down."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from pipeline.config import MlflowConfig
+from pipeline.io import md5sum
+from pipeline.tracking import (
+    TrackingError,
+    flatten,
+    model_run,
+    tracking_uri,
+    training_key,
+    training_run,
+)
+
+if TYPE_CHECKING:
+    from conftest import MlflowServer, TinyProject
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEM = {"device": "cpu", "precision": "bf16", "torch": "2.14.1", "cpu": "x86_64"}
+EPOCHS = [{"epoch": e, "train_loss": 1.0 / e, "lr": 3e-4, "val_rel": 0.5 / e} for e in (1, 2, 3)]
+
+
+def _open(project: TinyProject) -> Callable[[], object]:
+    cfg = MlflowConfig(experiment=project.experiment, registered_model=project.model_name)
+    return lambda: training_run(
+        project.params_raw, cfg, project.state_file, {"train": project.train_h5}, SYSTEM
+    )
+
+
+def dead_server_uri() -> str:
+    """An HTTP URI on 127.0.0.1 where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def test_flatten_keeps_lists_whole() -> None:
+    assert flatten({"a": {"b": 1, "c": [2, 3]}, "d": "x"}) == {
+        "a.b": "1",
+        "a.c": "[2, 3]",
+        "d": "x",
+    }
+
+
+def test_training_key_changes_with_training_inputs_only() -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    key = training_key(raw, {"train": "0" * 32})
+    assert key == training_key({**raw, "eval": {"protocol": "eigen"}}, {"train": "0" * 32})
+    assert key != training_key({**raw, "train": {**raw["train"], "lr": 1.0}}, {"train": "0" * 32})
+    assert key != training_key(raw, {"train": "1" * 32})
+
+
+def test_default_store_is_mlflow_db_in_the_dvc_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", "/srv/project")  # queued experiments run in a temp copy
+    assert tracking_uri() == "sqlite:////srv/project/mlflow.db"
+
+
+@pytest.mark.slow
+def test_training_run_records_params_epochs_lineage_and_data(
+    tiny_project: Callable[[str], TinyProject],
+    mlflow_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = tiny_project("tracking")
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-3e-4")
+    (project.root / "dvc.lock").write_text(
+        yaml.safe_dump(
+            {"stages": {"preprocess": {"outs": [{"path": "data/processed/train.h5", "md5": "ab"}]}}}
+        )
+    )
+    with _open(project)() as run:
+        for row in EPOCHS:
+            run.log_epoch(row, step=int(row["epoch"]))
+
+    client = MlflowClient()
+    got = client.get_run(run.run_id)
+    assert got.info.run_name == "lr-3e-4"
+    assert got.info.status == "FINISHED"
+    assert got.data.params["train.lr"] == "0.0003"
+    assert got.data.params["data.preprocess.resize_hw"] == "[48, 64]"
+    assert got.data.params["mlflow.experiment"] == project.experiment
+    for key in ("train_loss", "lr", "val_rel"):
+        assert _steps(client, run.run_id, key) == [1, 2, 3]
+    tags = got.data.tags
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    assert tags["mlflow.source.git.commit"] == head.stdout.strip()
+    assert tags["git.dirty"] == "False"
+    assert tags["dvc.exp_name"] == "lr-3e-4"
+    assert tags["dvc.lock.data/processed/train.h5"] == "ab"
+    assert tags["sys.device"] == "cpu" and tags["sys.precision"] == "bf16"
+    (dataset_input,) = got.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "train"
+    assert dataset_input.dataset.digest == md5sum(project.train_h5)
+    assert run.run_id in project.state_file.read_text()
+
+
+@pytest.mark.slow
+def test_a_resumed_training_continues_its_run_and_a_new_one_starts_another(
+    tiny_project: Callable[[str], TinyProject],
+    mlflow_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = tiny_project("resume")
+    monkeypatch.chdir(project.root)
+    open_run = _open(project)
+    with pytest.raises(KeyboardInterrupt), open_run() as first:
+        first.log_epoch(EPOCHS[0], step=1)
+        raise KeyboardInterrupt  # killed after epoch 1
+    client = MlflowClient()
+    assert client.get_run(first.run_id).info.status == "KILLED"
+    with open_run() as resumed:
+        for row in EPOCHS[1:]:
+            resumed.log_epoch(row, step=int(row["epoch"]))
+    assert resumed.run_id == first.run_id
+    assert _steps(client, first.run_id, "train_loss") == [1, 2, 3]
+    assert client.get_run(first.run_id).info.status == "FINISHED"
+    with open_run() as retrained:  # the same params again (`dvc repro -f`): another training
+        pass
+    assert retrained.run_id != first.run_id
+
+
+def test_unreachable_server_fails_fast_naming_the_uri(
+    tiny_project: Callable[[str], TinyProject],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = tiny_project("down")
+    monkeypatch.chdir(project.root)
+    uri = dead_server_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    with pytest.raises(TrackingError, match=uri), _open(project)():
+        pytest.fail("the block must not run")
+    assert time.monotonic() - started < 10
+    assert not project.state_file.exists()
+
+
+@pytest.mark.slow
+def test_a_server_outage_costs_live_charts_only(
+    tiny_project: Callable[[str], TinyProject],
+    mlflow_server_factory: Callable[[str], MlflowServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server dies after epoch 1: training goes on unhindered; once it is back, `register`'s
+    `model_run` reopens the same run and logs the epochs it missed, each once."""
+    project = tiny_project("outage")
+    monkeypatch.chdir(project.root)
+    server = mlflow_server_factory(f"sqlite:///{tmp_path / 'outage.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    with _open(project)() as run:
+        run.log_epoch(EPOCHS[0], step=1)
+        server.stop()
+        started = time.monotonic()
+        for row in EPOCHS[1:]:
+            run.log_epoch(row, step=int(row["epoch"]))
+        assert time.monotonic() - started < 30  # one short retry, then no more attempts
+    log_csv = project.reports / "train_log.csv"
+    log_csv.write_text(
+        "epoch,train_loss,lr,val_rel\n"
+        + "".join(f"{r['epoch']},{r['train_loss']},{r['lr']},{r['val_rel']}\n" for r in EPOCHS)
+    )
+    server.start()
+    cfg = MlflowConfig(experiment=project.experiment, registered_model=project.model_name)
+    with model_run(
+        project.params_raw, cfg, project.state_file, {"train": project.train_h5}, log_csv
+    ):
+        pass
+    client = MlflowClient(server.url)
+    assert _steps(client, run.run_id, "train_loss") == [1, 2, 3]
+    assert client.get_run(run.run_id).info.status == "FINISHED"

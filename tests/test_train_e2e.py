@@ -1,0 +1,135 @@
+"""`dvc repro` through training and evaluation in a real git + DVC repo, on a tiny config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from e2e import TINY, edited_params, env, make_project, run
+
+from pipeline.io import md5sum
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("train") / "project", TINY)
+    run(["dvc", "repro"], root)
+    return root
+
+
+def model_and_metrics(project: Path) -> tuple[str, str]:
+    return md5sum(project / "models/fcrn.pt"), (project / "reports/metrics.json").read_text()
+
+
+def test_repro_trains_evaluates_and_reproduces_bit_for_bit(project: Path) -> None:
+    first = model_and_metrics(project)
+    metrics = json.loads(first[1])
+    assert metrics["protocol"] == "laina"
+    assert {"laina", "eigen", "crop", "baseline"} <= metrics.keys()
+    for name in ("train_log.csv", "predictions.png", "train_curves.png", "train_speed.json"):
+        assert (project / "reports" / name).is_file()
+    assert "up to date" in run(["dvc", "repro"], project).stdout
+
+    run(["dvc", "repro", "--force", "train"], project)
+    run(["dvc", "repro"], project)
+    assert model_and_metrics(project) == first
+    assert not list((project / "checkpoints").glob("*")), "a finished run leaves no checkpoint"
+
+
+def test_exp_run_with_other_lr_shows_both(project: Path) -> None:
+    with edited_params(project):
+        run(["dvc", "exp", "run", "-n", "lr-high", "-S", "train.lr=0.001"], project)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    text = json.dumps(shown)
+    assert "lr-high" in text and "0.001" in text
+
+
+def test_run_killed_mid_training_resumes_to_the_same_weights(project: Path) -> None:
+    run(["dvc", "repro"], project)
+    expected = md5sum(project / "models/fcrn.pt")
+    ckpts = project / "checkpoints"
+    with edited_params(project):
+        proc = subprocess.Popen(
+            ["dvc", "repro", "--force", "train"],
+            cwd=project,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while not list(ckpts.glob("train-*.pt")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "training ended before its first checkpoint was seen"
+            time.sleep(0.05)
+        assert proc.poll() is None, "too late: training had already finished"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert list(ckpts.glob("train-*.pt")), "the epoch checkpoint survives the kill"
+        resumed = run(["dvc", "repro", "train"], project)
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    assert md5sum(project / "models/fcrn.pt") == expected
+    assert not [p.name for p in ckpts.iterdir()]
+    assert not [p.name for p in (project / "models").iterdir() if p.name != "fcrn.pt"]
+
+
+def test_nan_in_training_data_stops_training_with_a_named_error(project: Path) -> None:
+    run(["dvc", "repro"], project)
+    train_h5 = project / "data/processed/train.h5"
+    pristine = train_h5.read_bytes()
+    try:
+        train_h5.unlink()  # DVC may have linked it to the cache: never write through the link
+        train_h5.write_bytes(pristine)
+        with h5py.File(train_h5, "r+") as f:
+            depth = f["depth"][()]
+            depth[:, 5:9, 5:9] = np.nan
+            f["depth"][...] = depth
+        result = run(["dvc", "repro", "--single-item", "--force", "train"], project, check=False)
+        assert result.returncode != 0
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert errors and "epoch 1, step 1: non-finite RGB or depth" in errors[0], result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        train_h5.unlink()
+        train_h5.write_bytes(pristine)
+
+
+def test_two_process_ddp_run_on_cpu_resumes_after_a_kill(project: Path) -> None:
+    """gloo DDP with 2 CPU processes: one checkpoint (rank 0), equal replicas, resume works."""
+    run(["dvc", "repro"], project)
+    args = ["python", "stages/train.py", "data/processed/train.h5", "ddp/fcrn.pt"]
+    args += ["ddp/train_log.csv", "ddp/speed.json", "ddp/checkpoints"]
+    ckpts = project / "ddp/checkpoints"
+    with edited_params(project, {"train.nproc": 2, "train.epochs": 3}):
+        proc = subprocess.Popen(
+            args,
+            cwd=project,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while not list(ckpts.glob("train-*.pt")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "training ended before its first checkpoint was seen"
+            time.sleep(0.05)
+        assert proc.poll() is None, "too late: training had already finished"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert len(list(ckpts.glob("train-*.pt"))) == 1
+        resumed = run(args, project)
+    out = resumed.stdout + resumed.stderr
+    assert "resuming from" in out
+    assert "DDP: all 2 ranks hold identical weights" in out
+    assert (project / "ddp/fcrn.pt").is_file()
+    assert list(ckpts.iterdir()) == []
+    speed = json.loads((project / "ddp/speed.json").read_text())
+    assert speed["processes"] == 2
