@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: repro test test-fast lint lock
+.PHONY: repro test test-fast lint lock dvc mlflow fcrn-predict
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 repro: $(STAMP)
 	dvc repro
+
+# The venv's tools without activating it: `make dvc ARGS="exp show"`, `make mlflow ARGS=ui`.
+dvc mlflow fcrn-predict: $(STAMP)
+	$@ $(ARGS)
 
 lint: $(STAMP)
 	ruff check .

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.config import load_params
 from pipeline.inference import predict_depth, to_input
+from pipeline.model.io import load_model
 from pipeline.stage import run_stage
 
 DEFAULT_MODEL = "models:/fcrn-nyu@champion"
@@ -68,10 +70,7 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
 
-# Imported where needed: `--help` and a bad argument do not wait for MLflow's import (seconds).
 def _local_predictor(path: Path) -> Predictor:
-    from pipeline.model.io import load_model
-
     model = load_model(path, "cuda" if torch.cuda.is_available() else "cpu")
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -81,8 +80,6 @@ def _local_predictor(path: Path) -> Predictor:
 
 
 def _local_input_hw() -> tuple[int, int]:
-    from pipeline.config import load_params
-
     if not Path("params.yaml").is_file():
         raise ValueError(
             "a model file does not record its training frame size: run in the project folder "
@@ -93,12 +90,13 @@ def _local_input_hw() -> tuple[int, int]:
 
 def _mlflow_predictor(uri: str) -> tuple[Predictor, tuple[int, int] | None]:
     """The pyfunc model at ``uri`` and the training frame size it records."""
+    # Imported here: `--help`, a bad argument and a model file do not wait for MLflow (seconds).
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
     from pipeline.tracking import connect, first_line, tracking_uri
 
-    connect()  # a dead server: one line naming it, in seconds
+    connect()  # a dead server: one line naming it, in seconds, not MLflow's minutes of retries
     try:
         model = mlflow.pyfunc.load_model(uri)
     except MlflowException as e:  # unknown model, alias or version
@@ -110,7 +108,7 @@ def _mlflow_predictor(uri: str) -> tuple[Predictor, tuple[int, int] | None]:
 def predict_image(predict: Predictor, rgb: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
     """Depth (H, W) in metres for an (H, W, 3) uint8 image."""
     size_wh = (input_hw[1], input_hw[0])
-    small = np.asarray(Image.fromarray(rgb).resize(size_wh, Image.Resampling.BOX))
+    small = np.array(Image.fromarray(rgb).resize(size_wh, Image.Resampling.BOX))  # writable
     depth = torch.from_numpy(np.asarray(predict(to_input(small[None]).numpy()), np.float32))
     full = F.interpolate(depth[:, None], size=rgb.shape[:2], mode="bilinear", align_corners=False)
     return full[0, 0].numpy()

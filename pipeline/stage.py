@@ -36,6 +36,7 @@ _ADVICE = {
     errno.ENOENT: "no such file or folder: run the stages before this one (`dvc repro`)",
     errno.EISDIR: "a folder is in the way of this file: move it aside, then run again",
     errno.ENOTDIR: "part of this path is a file, not a folder: move it aside, then run again",
+    errno.EEXIST: "a file is where this folder should be: move it aside, then run again",
 }
 
 

@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +44,15 @@ class TrackingError(ValueError):
     """The tracking server or store cannot be used; the message names its URI."""
 
 
-def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the repo root.
+def _repo_root() -> Path:
+    """DVC sets ``DVC_ROOT`` to the workspace root for every stage, also for queued experiments
+    that run in a temporary copy: their runs must land in the workspace's store, not the copy's."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
-    DVC sets ``DVC_ROOT`` to the workspace root for every stage, also for queued experiments that
-    run in a temporary copy, so their runs land in the same store as the workspace's.
-    """
-    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
-        return uri
-    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
-    return f"sqlite:///{root / DEFAULT_STORE}"
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the repo root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{_repo_root() / DEFAULT_STORE}"
 
 
 @contextmanager
@@ -83,11 +82,11 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def connect(experiment: str | None = None) -> tuple[MlflowClient, str | None]:
-    """Point MLflow at `tracking_uri` and check it answers within seconds.
+def connect() -> MlflowClient:
+    """Point MLflow at `tracking_uri` and check that it answers, within seconds.
 
-    Returns a client and the id of ``experiment`` (created if missing; None when not asked).
-    Raises `TrackingError` naming the URI, so a dead server stops a stage before any work.
+    Sets MLflow's process-wide URI too, which its fluent APIs (`log_model`, `pyfunc.load_model`)
+    use. Raises `TrackingError` naming the URI, so a dead server stops a stage before any work.
     """
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
@@ -95,19 +94,27 @@ def connect(experiment: str | None = None) -> tuple[MlflowClient, str | None]:
     try:
         with _http_policy(0, PROBE_TIMEOUT_S):
             client.search_experiments(max_results=1)
-            if experiment is None:
-                return client, None
-            exp = client.get_experiment_by_name(experiment)
-            if exp is None:
-                return client, client.create_experiment(experiment)
     except Exception as e:  # a store can fail in many ways (HTTP, SQL, files); all mean "unusable"
         raise TrackingError(f"MLflow tracking at {uri} is not usable: {first_line(e)}") from e
+    return client
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created if missing."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        # A local SQLite store keeps its artifacts beside it. MLflow would use ./mlruns, in the
+        # current folder: the temporary copy, when the first run is a queued experiment.
+        location = None
+        if (uri := tracking_uri()).startswith("sqlite:///"):
+            location = str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns")
+        return client.create_experiment(name, location)
     if exp.lifecycle_stage != "active":
         raise TrackingError(
-            f"MLflow experiment {experiment!r} at {uri} is deleted: restore it "
+            f"MLflow experiment {name!r} at {tracking_uri()} is deleted: restore it "
             f"(`mlflow experiments restore`) or set another mlflow.experiment"
         )
-    return client, exp.experiment_id
+    return exp.experiment_id
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -140,12 +147,19 @@ def _git(*args: str) -> str | None:
 
 
 def _lineage_tags() -> dict[str, str]:
-    """Git commit and dirty flag, the DVC experiment, and dvc.lock's hashes of data/ outputs."""
+    """Git commit and dirty flag, the DVC experiment, and dvc.lock's hashes of data/ outputs.
+
+    Dirty means changed code: params.yaml and dvc.lock are left out, since `dvc exp run -S`
+    always edits them and the run records their content as params and tags anyway.
+    """
     tags: dict[str, str] = {}
     if commit := _git("rev-parse", "HEAD"):
         tags["mlflow.source.git.commit"] = commit
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
-        tags["git.dirty"] = str(bool(dirty))
+        changed = _git(
+            "status", "--porcelain", "--untracked-files=no", "--", ".",
+            ":!params.yaml", ":!dvc.lock",
+        )  # fmt: skip
+        tags["git.dirty"] = str(bool(changed))
     for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline")):
         if value := os.environ.get(env):
             tags[tag] = value
@@ -168,11 +182,12 @@ def _log_dataset(client: MlflowClient, run_id: str, name: str, path: Path, md5: 
 
 @dataclass
 class TrainingRun:
-    """An open MLflow run; logging to it never raises (a training must not die of its charts)."""
+    """An open MLflow run. `log_epoch` and `end` never raise: a training must not die of its
+    charts."""
 
     client: MlflowClient
     run_id: str
-    live: bool = field(default=True)  # False after the first failure: stop stalling epochs
+    live: bool = True  # False after the first failure: stop stalling the epochs
 
     def log_epoch(self, row: Mapping[str, float], step: int) -> None:
         """Log one epoch's numbers (train_loss, lr, val_*) at ``step``; "epoch" is the step."""
@@ -212,8 +227,10 @@ class TrainingRun:
         return len({m.step for m in missing})
 
     def end(self, status: str) -> None:
+        """Mark the run ended; a failure only warns (`register` reopens the run later)."""
         try:
-            self.client.set_terminated(self.run_id, status)
+            with _http_policy(LIVE_RETRIES, LIVE_TIMEOUT_S):
+                self.client.set_terminated(self.run_id, status)
         except Exception as e:  # the outputs are safe; the next `register` reopens the run
             log.warning("could not mark MLflow run %s %s: %s", self.run_id, status, first_line(e))
 
@@ -233,8 +250,8 @@ def _open_run(
     reopen_finished: bool,
 ) -> TrainingRun:
     """Reopen the run recorded in ``state_file`` if it belongs to this training, else start one."""
-    client, experiment_id = connect(cfg.experiment)
-    assert experiment_id is not None
+    client = connect()
+    exp_id = experiment_id(client, cfg.experiment)
     data_md5 = {name: md5sum(path) for name, path in data_files.items()}
     key = training_key(params_raw, data_md5)
     uri = tracking_uri()
@@ -262,7 +279,7 @@ def _open_run(
         "training_key": key,
         **{f"data.{name}.md5": md5 for name, md5 in data_md5.items()},
     }
-    run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME"), tags=tags)
+    run = client.create_run(exp_id, run_name=os.environ.get("DVC_EXP_NAME"), tags=tags)
     run_id = run.info.run_id
     params = [Param(k, v) for k, v in flatten(params_raw).items()]
     for i in range(0, len(params), _BATCH):

@@ -1,5 +1,8 @@
 """DVC stage `train`: processed train split -> models/fcrn.pt, reports/train_log.csv.
 
+Tracking is checked first: an unreachable MLflow server stops the stage within seconds, before
+any data is read. Rank 0 logs each epoch live to one MLflow run, which a resumed run continues.
+
 `train.nproc` > 1 re-launches this script under torchrun (DDP: NCCL on GPUs, gloo on the CPU);
 starting it with `torchrun --nproc_per_node N stages/train.py ...` directly works the same.
 A run killed at any point resumes from its last epoch checkpoint when the stage runs again.
@@ -9,15 +12,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
 from torch.distributed import run as torchrun
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-from pipeline import runtime
-from pipeline.config import load_params
+from pipeline import runtime, tracking
+from pipeline.config import DEFAULT_PARAMS, MlflowConfig, load_params
 from pipeline.stage import run_stage
-from pipeline.train import TrainOutputs, train
+from pipeline.train import EpochHook, TrainOutputs, train
+
+
+@contextmanager
+def _tracked(
+    rt: runtime.Runtime, cfg: MlflowConfig, args: argparse.Namespace
+) -> Iterator[EpochHook | None]:
+    """The per-epoch MLflow logger on rank 0 (the run id lives beside the checkpoints)."""
+    if not rt.is_main:
+        yield None
+        return
+    params_raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    state_file = args.checkpoint_dir / "mlflow_run.json"
+    with tracking.training_run(
+        params_raw, cfg, state_file, {"train": args.train_h5}, rt.describe()
+    ) as run:
+        yield lambda row: run.log_epoch(row, int(row["epoch"]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     cfg = params.train
+    tracking.connect()
     if cfg.nproc > 1 and not runtime.launched_by_torchrun():
         try:
             torchrun.main(
@@ -43,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     outputs = TrainOutputs(args.model, args.log_csv, args.speed_json, args.checkpoint_dir)
     rt = runtime.setup(cfg)
     try:
-        last = train(params.model, cfg, args.train_h5, outputs, rt)
+        with _tracked(rt, params.mlflow, args) as on_epoch:
+            last = train(params.model, cfg, args.train_h5, outputs, rt, on_epoch)
     finally:
         runtime.teardown()
     if rt.is_main:

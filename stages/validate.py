@@ -1,7 +1,8 @@
 """DVC stage `validate`: refuse broken processed data before training spends GPU hours on it.
 
 Writes the JSON and HTML reports first (the report of a failure is the useful artefact), prints
-a summary, and exits 1 when any expectation fails, so `dvc repro` stops before `train`.
+a summary, and when any expectation fails ends with an `error:` line and exit status 1, so
+`dvc repro` stops before `train`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     print(summarize(report))
     print(f"report: {args.report_json}, {args.report_html}")
     if not report["success"]:
+        print(
+            f"error: {args.processed_dir} failed validation (failures above, details in "
+            f"{args.report_html}): fix the data, or the thresholds validate.* in params.yaml",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 

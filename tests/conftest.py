@@ -216,6 +216,18 @@ def mlflow_server(
     return mlflow_server_factory(mlflow_backend_store_uri)
 
 
+@pytest.fixture(autouse=True)
+def _reset_mlflow_tracking_uri() -> Iterator[None]:
+    """`pipeline.tracking.connect` sets MLflow's process-wide tracking URI (and with it
+    MLFLOW_TRACKING_URI): put both back after each test, so no test talks to another's server."""
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if "mlflow" in sys.modules:  # never import it for tests that did not
+        sys.modules["mlflow"].set_tracking_uri(None)
+    if saved is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
 @pytest.fixture
 def mlflow_env(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Point this test (and the subprocesses it starts with ``os.environ``) at the server."""
@@ -305,7 +317,7 @@ class TinyProject:
         return json.loads(out.read_text())
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], TinyProject]:
     """Make `TinyProject`s (a new folder each)."""
 

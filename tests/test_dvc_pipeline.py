@@ -5,13 +5,8 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,105 +14,59 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from e2e import TINY, edited_params, make_project, run
 
 from pipeline.io import md5sum
-
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
 
 pytestmark = pytest.mark.slow
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    # Stage commands say `python`: make it this interpreter, as `make` does with .venv/bin.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    result = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
-    if check and result.returncode != 0:
-        output = f"{result.stdout}\n{result.stderr}"
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{output}")
-    return result
-
-
-@contextmanager
-def edited_params(project: Path, changes: dict[str, object] | None = None) -> Iterator[None]:
-    """Set dotted keys in the project's params.yaml for the block; restore the file afterwards
-    (also undoing what a workspace `dvc exp run -S` wrote)."""
-    path = project / "params.yaml"
-    original = path.read_text()
-    params = yaml.safe_load(original)
-    for key, value in (changes or {}).items():
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        yield
-    finally:
-        path.write_text(original)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh git + DVC repo holding a copy of the project with a small synthetic dataset."""
-    root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, root / name)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"]["synthetic"]["num_images"] = 8
-    params["data"]["synthetic"]["test_fraction"] = 0.25
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run(["git", "config", "user.email", "ci@example.invalid"], root)
-    run(["git", "config", "user.name", "ci"], root)
-    run(["dvc", "init", "-q"], root)
-    run(["dvc", "config", "core.analytics", "false"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "project"], root)
-    return root
+    """A fresh git + DVC repo holding a copy of the project with a tiny synthetic dataset."""
+    return make_project(tmp_path_factory.mktemp("project") / "project", TINY)
 
 
 def test_repro_runs_then_is_up_to_date(project: Path) -> None:
-    first = run(["dvc", "repro"], project)
-    for stage in ("download", "preprocess", "validate"):
+    first = run(["dvc", "repro", "validate"], project)
+    for stage in ("params", "download", "preprocess", "validate"):
         assert f"Running stage '{stage}'" in first.stdout
     with h5py.File(project / "data/processed/train.h5") as train:
-        assert train["rgb"].shape == (6, 240, 320, 3)
+        assert train["rgb"].shape == (6, *TINY["data.preprocess.resize_hw"], 3)
     with h5py.File(project / "data/processed/test.h5") as test:
-        assert test["rgb"].shape == (2, 228, 304, 3)
+        assert test["rgb"].shape == (2, *TINY["data.preprocess.crop_hw"], 3)
         assert test["depth_full"].shape == (2, 480, 640)
 
     report = json.loads((project / "reports/validation.json").read_text())
     assert report["success"] is True
 
-    second = run(["dvc", "repro"], project)
+    second = run(["dvc", "repro", "validate"], project)
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
 
 
 def test_unrelated_param_reruns_nothing(project: Path) -> None:
-    run(["dvc", "repro"], project)
+    """Training and model knobs leave the data stages alone; a crop size re-runs preprocess."""
+    run(["dvc", "repro", "validate"], project)
+    data_stages = {"download", "preprocess", "validate"}
     with edited_params(project, {"train.seed": 123, "model.fast": False}):
-        status = run(["dvc", "status"], project)
-        assert "changed" not in status.stdout, status.stdout
+        status = json.loads(
+            run(["dvc", "status", "--json", "--with-deps", "validate"], project).stdout
+        )
+        assert not data_stages & set(status), status
         with edited_params(project, {"data.preprocess.crop_hw": [224, 304]}):
-            status = run(["dvc", "status"], project)
-            assert "preprocess" in status.stdout and "download" not in status.stdout
+            status = json.loads(
+                run(["dvc", "status", "--json", "--with-deps", "validate"], project).stdout
+            )
+            assert "preprocess" in status and "download" not in status, status
 
 
 def test_same_params_reproduce_identical_files(project: Path, tmp_path: Path) -> None:
     """Regenerating from params.yaml alone gives byte-identical outputs (what dvc.lock records)."""
-    run(["dvc", "repro"], project)
+    run(["dvc", "repro", "validate"], project)
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     shutil.rmtree(project / "data")
-    run(["dvc", "repro", "--force"], project)
+    run(["dvc", "repro", "--force", "validate"], project)
     assert yaml.safe_load((project / "dvc.lock").read_text()) == lock
     with h5py.File(project / "data/processed/test.h5") as test:
         assert np.isfinite(test["depth"][()]).all()
@@ -125,11 +74,12 @@ def test_same_params_reproduce_identical_files(project: Path, tmp_path: Path) ->
 
 def test_corrupted_processed_file_stops_repro_at_validate(project: Path) -> None:
     """A processed file gone bad (here: 50 m depths) is refused before anything trains on it."""
-    run(["dvc", "repro"], project)
+    run(["dvc", "repro", "validate"], project)
     test_h5 = project / "data/processed/test.h5"
     pristine = test_h5.read_bytes()
     try:
-        test_h5.chmod(0o644)
+        test_h5.unlink()  # DVC links outputs to its cache: never write through the link
+        test_h5.write_bytes(pristine)
         with h5py.File(test_h5, "r+") as test:
             depth = test["depth"][1]
             test["depth"][1] = np.where(depth > 0, 50.0, 0.0).astype(np.float32)
@@ -152,7 +102,7 @@ def test_corrupted_processed_file_stops_repro_at_validate(project: Path) -> None
 def test_data_failing_thresholds_stops_plain_repro(project: Path) -> None:
     """Tightened thresholds (validate.max_depth below the rooms' far walls) stop `dvc repro`."""
     with edited_params(project, {"validate.max_depth": 2.0}):
-        result = run(["dvc", "repro"], project, check=False)
+        result = run(["dvc", "repro", "validate"], project, check=False)
     assert result.returncode != 0
     assert "Running stage 'validate'" in result.stdout
     assert "Running stage 'preprocess'" not in result.stdout
@@ -168,7 +118,7 @@ class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
 
 def test_exp_run_with_nyu_source_downloads_over_http(project: Path, tmp_path: Path) -> None:
     """`dvc exp run -S data.source=nyu` fetches the files (here from a mirror on 127.0.0.1)."""
-    run(["dvc", "repro"], project)
+    run(["dvc", "repro", "validate"], project)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     for name in ("nyu_depth_v2_labeled.mat", "splits.mat"):
@@ -186,7 +136,7 @@ def test_exp_run_with_nyu_source_downloads_over_http(project: Path, tmp_path: Pa
             "data.nyu.splits_url": f"{base}/splits.mat",
             "data.nyu.splits_md5": md5sum(mirror / "splits.mat"),
         }
-        cmd = ["dvc", "exp", "run", "-n", "nyu-mirror"]
+        cmd = ["dvc", "exp", "run", "validate", "-n", "nyu-mirror"]
         for key, value in overrides.items():
             cmd += ["-S", f"{key}={value}"]
         with edited_params(project):  # the workspace run leaves its params behind

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -37,12 +38,14 @@ def test_repro_trains_evaluates_and_reproduces_bit_for_bit(project: Path) -> Non
     assert {"laina", "eigen", "crop", "baseline"} <= metrics.keys()
     for name in ("train_log.csv", "predictions.png", "train_curves.png", "train_speed.json"):
         assert (project / "reports" / name).is_file()
+    registration = json.loads((project / "reports/registration.json").read_text())
+    assert registration["version"] == 1 and registration["decision"] == "champion"
     assert "up to date" in run(["dvc", "repro"], project).stdout
 
     run(["dvc", "repro", "--force", "train"], project)
     run(["dvc", "repro"], project)
     assert model_and_metrics(project) == first
-    assert not list((project / "checkpoints").glob("*")), "a finished run leaves no checkpoint"
+    assert not list((project / "checkpoints").glob("train-*")), "a finished run leaves none"
 
 
 def test_exp_run_with_other_lr_shows_both(project: Path) -> None:
@@ -77,7 +80,7 @@ def test_run_killed_mid_training_resumes_to_the_same_weights(project: Path) -> N
         resumed = run(["dvc", "repro", "train"], project)
     assert "resuming from" in resumed.stdout + resumed.stderr
     assert md5sum(project / "models/fcrn.pt") == expected
-    assert not [p.name for p in ckpts.iterdir()]
+    assert not list(ckpts.glob("*train-*"))
     assert not [p.name for p in (project / "models").iterdir() if p.name != "fcrn.pt"]
 
 
@@ -130,6 +133,24 @@ def test_two_process_ddp_run_on_cpu_resumes_after_a_kill(project: Path) -> None:
     assert "resuming from" in out
     assert "DDP: all 2 ranks hold identical weights" in out
     assert (project / "ddp/fcrn.pt").is_file()
-    assert list(ckpts.iterdir()) == []
+    assert not list(ckpts.glob("*train-*"))
     speed = json.loads((project / "ddp/speed.json").read_text())
     assert speed["processes"] == 2
+
+
+def test_unreachable_tracking_server_stops_training_in_seconds(project: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    out = project / "dead"
+    args = ["python", "stages/train.py", "data/processed/train.h5", f"{out}/fcrn.pt"]
+    args += [f"{out}/log.csv", f"{out}/speed.json", f"{out}/checkpoints"]
+    started = time.monotonic()
+    result = subprocess.run(
+        args, cwd=project, env={**env(), "MLFLOW_TRACKING_URI": uri}, text=True, capture_output=True
+    )
+    assert result.returncode == 1, result.stderr
+    assert time.monotonic() - started < 30
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and uri in errors[0], result.stderr
+    assert not out.exists(), "nothing trained, nothing written"

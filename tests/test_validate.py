@@ -259,6 +259,7 @@ def test_stage_script(clean_dir: Path, tmp_path: Path) -> None:
     bad = subprocess.run(cmd, cwd=work, text=True, capture_output=True)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "validation FAILED" in bad.stdout
+    assert bad.stderr.splitlines()[-1].startswith("error: data/processed failed validation")
     assert "expect_column_values_to_be_between(depth_nan)" in bad.stdout
     assert f"first 0-based image indices [{TEST_IDX[1]}]" in bad.stdout
     report = json.loads((work / "reports" / "validation.json").read_text())

@@ -216,10 +216,14 @@ def _stream(
     chunk_size: int,
     label: str,
 ) -> int:
-    """Write the body to ``part``; return the number of bytes received."""
+    """Write the body to ``part``; return the number of bytes received.
+
+    Unbuffered, so that a full disk or a file-size limit fails in ``write``, where the error
+    can be given the file's name, rather than in a flush at close.
+    """
     received = 0
     with (
-        open(part, mode) as f,
+        open(part, mode, buffering=0) as f,
         tqdm(
             desc=label,
             total=total,
@@ -231,7 +235,12 @@ def _stream(
         ) as bar,
     ):
         for chunk in response.iter_content(chunk_size):
-            f.write(chunk)
+            view = memoryview(chunk)
+            try:
+                while view:  # an unbuffered write may take only part of the bytes
+                    view = view[f.write(view) :]
+            except OSError as exc:  # the OS names no file; the bytes so far stay for a resume
+                raise OSError(exc.errno, exc.strerror, str(part)) from exc
             received += len(chunk)
             bar.update(len(chunk))
     return received
