@@ -58,9 +58,22 @@ def _with_output_name(exc: OSError, tmp: Path, dest: Path) -> OSError:
 
 
 @contextmanager
-def _temp_beside(dest: Path, suffix: str = ".tmp") -> Iterator[Path]:
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Write errors raised in the block that name no file (a full disk, a file-size limit) are
+    about ``path``: inside ``atomic_outputs`` only the writer knows which temporary it filled."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno in _WRITE_ERRNOS:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
+@contextmanager
+def _temp_beside(dest: Path, suffix: str = ".tmp", sole: bool = True) -> Iterator[Path]:
     """An empty file in ``dest``'s folder (same filesystem: the rename is atomic); removed on
-    exit unless it was renamed away. OSErrors about it are re-raised naming ``dest``."""
+    exit unless it was renamed away. OSErrors about it are re-raised naming ``dest``, and so are
+    write errors that name no file when it is the ``sole`` temporary being written."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}{suffix}")
@@ -74,7 +87,7 @@ def _temp_beside(dest: Path, suffix: str = ".tmp") -> Iterator[Path]:
     try:
         yield tmp
     except OSError as exc:
-        renamed = _with_output_name(exc, tmp, dest)
+        renamed = _with_output_name(exc, tmp, dest) if sole or exc.filename else exc
         if renamed is exc:
             raise
         raise renamed from exc
@@ -105,8 +118,15 @@ def atomic_outputs(*dests: str | os.PathLike[str]) -> Iterator[tuple[Path, ...]]
     """
     paths = [Path(d) for d in dests]
     with ExitStack() as stack:
-        tmps = tuple(stack.enter_context(_temp_beside(p)) for p in paths)
-        yield tmps
+        sole = len(paths) == 1
+        tmps = tuple(stack.enter_context(_temp_beside(p, sole=sole)) for p in paths)
+        try:
+            yield tmps
+        except OSError as exc:  # a write error of no file: which temp, the writer did not say
+            if exc.filename is None and exc.errno in _WRITE_ERRNOS:
+                names = ", ".join(map(str, paths))
+                raise OSError(exc.errno, exc.strerror, names) from exc
+            raise
         for dest in paths:  # the one thing in the way that unlink cannot remove: fail first
             if dest.is_dir() and not dest.is_symlink():
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(dest))

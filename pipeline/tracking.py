@@ -30,7 +30,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from mlflow.exceptions import MlflowException
 
 from pipeline.config import MlflowConfig
-from pipeline.io import atomic_write_json, md5sum
+from pipeline.io import atomic_write_json, md5sum, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,7 @@ def _open_run(
     reopen_finished: bool,
 ) -> TrainingRun:
     """Reopen the run recorded in ``state_file`` if it belongs to this training, else start one."""
+    remove_stale_temps(state_file)  # what a kill during its last write left
     client = connect()
     exp_id = experiment_id(client, cfg.experiment)
     data_md5 = {name: md5sum(path) for name, path in data_files.items()}

@@ -33,10 +33,10 @@ from tqdm import tqdm
 from pipeline.config import ModelConfig, TrainConfig
 from pipeline.data.dataset import DepthDataset, make_loader, mean_depth, split_rows
 from pipeline.inference import predict_depth
-from pipeline.io import atomic_outputs, atomic_path, md5sum, remove_stale_temps
+from pipeline.io import atomic_outputs, atomic_path, md5sum, remove_stale_temps, writing
 from pipeline.metrics import KEYS, laina_metrics
 from pipeline.model.fcrn import FCRN
-from pipeline.model.io import save_model
+from pipeline.model.io import model_bytes
 from pipeline.model.loss import get_loss
 from pipeline.runtime import Runtime, barrier
 
@@ -155,30 +155,33 @@ def _write_outputs(
 ) -> None:
     """Publish the model, the per-epoch log and the wall-clock numbers together."""
     with atomic_outputs(outputs.model, outputs.log_csv, outputs.speed_json) as (m, log, speed):
-        save_model(model, model_config, m)
+        with writing(m):
+            m.write_bytes(model_bytes(model, model_config))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        log.write_text(buffer.getvalue())
+        with writing(log):
+            log.write_text(buffer.getvalue())
         seconds = [t["seconds"] for t in timing]
-        speed.write_text(
-            json.dumps(
-                {
-                    "seconds_per_epoch": round(float(np.mean(seconds)), 2),
-                    "images_per_second": round(
-                        float(np.mean([t["images_per_s"] for t in timing])), 2
-                    ),
-                    "train_seconds": round(float(np.sum(seconds)), 1),
-                    "device": str(rt.device.type),
-                    "precision": rt.precision,
-                    "processes": rt.world_size,
-                },
-                indent=2,
-                sort_keys=True,
+        with writing(speed):
+            speed.write_text(
+                json.dumps(
+                    {
+                        "seconds_per_epoch": round(float(np.mean(seconds)), 2),
+                        "images_per_second": round(
+                            float(np.mean([t["images_per_s"] for t in timing])), 2
+                        ),
+                        "train_seconds": round(float(np.sum(seconds)), 1),
+                        "device": str(rt.device.type),
+                        "precision": rt.precision,
+                        "processes": rt.world_size,
+                    },
+                    indent=2,
+                    sort_keys=True,
+                )
+                + "\n"
             )
-            + "\n"
-        )
 
 
 def train(

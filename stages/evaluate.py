@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.evaluate import evaluate, metrics_json, summarize
-from pipeline.io import atomic_outputs, remove_stale_temps
+from pipeline.io import atomic_outputs, remove_stale_temps, writing
 from pipeline.plots import plot_predictions, plot_train_curves, read_train_log
 from pipeline.stage import run_stage
 
@@ -33,9 +33,12 @@ def main(argv: list[str] | None = None) -> None:
     train_log = read_train_log(args.train_log_csv)  # fail before the long part, not after
     result = evaluate(args.model, args.test_h5, args.train_h5, cfg)
     with atomic_outputs(*dests) as (metrics_tmp, predictions_tmp, curves_tmp):
-        metrics_tmp.write_text(metrics_json(result.metrics))
-        plot_predictions(result.examples, predictions_tmp)
-        plot_train_curves(train_log, curves_tmp)
+        with writing(metrics_tmp):
+            metrics_tmp.write_text(metrics_json(result.metrics))
+        with writing(predictions_tmp):
+            plot_predictions(result.examples, predictions_tmp)
+        with writing(curves_tmp):
+            plot_train_curves(train_log, curves_tmp)
     print(summarize(result.metrics))
     print(f"reports: {', '.join(str(d) for d in dests)}")
 

@@ -4,10 +4,10 @@ Every stage script is a row of ``STAGES`` (its command, its outputs, the inputs 
 stages before it, a params edit that changes its outputs, the points at which to kill it). Each
 row is run as a real subprocess on small data and must:
 
-- rerun to the same bytes after ``kill -9`` at each point, leaving only real outputs (and empty
-  caches of resume state: a finished training run keeps no checkpoint). Outputs that hold
-  wall-clock numbers (``existence_only``: train_speed.json) are compared by existence, every
-  other output by its bytes;
+- rerun to the same bytes after ``kill -9`` at each point, leaving only real outputs (and no
+  resume state in the caches: a finished training run keeps no checkpoint, only the MLflow run
+  id that register reads, one of its ``side_files``). Outputs that hold wall-clock numbers
+  (``existence_only``: train_speed.json) are compared by existence, every other by its bytes;
 - meet a read-only output folder and a file-size limit with one ``error:`` line naming the file,
   exit status 1, no traceback, no segfault, and its previous outputs untouched; what a failed
   run may leave is only its resume state (``resume_state``: a partial download, the checkpoint
@@ -22,7 +22,7 @@ New stages (register) join by adding a row.
 
 Train meets the file-size limit twice: from scratch it first hits an epoch checkpoint (the model
 plus Adam's two moments: three times the model's size), and resumed after its last checkpoint
-(``size_limit_resumed_at``) it hits the model while publishing.
+(``size_limit_resumed``) it hits the model while publishing.
 
 Root ignores file permissions, and CI runs as root: the read-only case drops CAP_DAC_OVERRIDE
 from the child's capability bounding set (``prctl``), which makes root obey the folder's mode
@@ -278,14 +278,18 @@ class Stage:
     caches: tuple[str, ...] = ()  # folders the stage keeps between runs (not outputs)
     # Globs of what a failed run may leave in its caches for the next run to resume from.
     resume_state: tuple[str, ...] = ()
+    # Files it keeps in its caches for later stages, not outputs (train: register's MLflow run).
+    side_files: tuple[str, ...] = ()
     # Outputs compared by existence only in reruns (wall-clock numbers); all others by bytes.
     existence_only: tuple[str, ...] = ()
-    # Bytes: below its largest output, above its first one's (where the first is not the largest).
+    # Bytes: below its largest output, above its first one's (where the first is not the largest),
+    # and the file the error must name (a glob): the one being written when the limit hits.
     file_size_limit: int = 2_000_000
-    # A kill point after which the run only publishes: the file-size limit is met a second time
-    # by a run resumed from there (train: a checkpoint, 3x the model with Adam's moments, meets a
-    # limit below the model's size first; a resumed run meets it while writing the model).
-    size_limit_resumed_at: Callable[[Path, Stage], bool] | None = None
+    size_limit_hits: str = ""  # every row sets it
+    # A kill point after which the run only publishes, and the file it must name when it meets
+    # the limit resumed from there (train: an epoch checkpoint, 3x the model with Adam's moments,
+    # meets a limit below the model's size first; a resumed run meets it writing the model).
+    size_limit_resumed: tuple[Callable[[Path, Stage], bool], str] | None = None
 
 
 STAGES = [
@@ -295,6 +299,7 @@ STAGES = [
         outputs=RAW,
         changed=lambda world: {"data.synthetic.seed": 1},
         kill_points=(temps_created, first_half_written),
+        size_limit_hits=RAW[0],
     ),
     Stage(
         id="download-http",
@@ -304,6 +309,8 @@ STAGES = [
         changed=lambda world: _nyu_params(world, "v2"),
         kill_points=(download_half_done,),
         caches=("data/downloads",),
+        resume_state=("data/downloads/*.part",),
+        size_limit_hits=f"data/downloads/{LABELED_NAME}.part",
     ),
     Stage(
         id="preprocess",
@@ -315,6 +322,7 @@ STAGES = [
             "data.preprocess.crop_hw": [84, 112],
         },
         kill_points=(temps_created, last_being_written),
+        size_limit_hits=PROCESSED[1],
     ),
     Stage(
         id="validate",
@@ -328,7 +336,8 @@ STAGES = [
         outputs=("reports/validation.json", "reports/validation.html"),
         inputs=(*PROCESSED, RAW[1]),
         changed=lambda world: {"validate.max_reported_indices": 5},  # in the report, not verdict
-        file_size_limit=1000,
+        file_size_limit=1000,  # the JSON (~9 KB) is written first and is the larger
+        size_limit_hits="reports/validation.json",
     ),
     Stage(
         id="train",
@@ -347,9 +356,11 @@ STAGES = [
         kill_points=(next_checkpoint_being_written, first_being_written),
         caches=("checkpoints",),
         resume_state=("checkpoints/train-*.pt",),
+        side_files=("checkpoints/mlflow_run.json",),
         existence_only=("reports/train_speed.json",),
         file_size_limit=100_000_000,  # the model: ~250 MB (63 M parameters at any input size)
-        size_limit_resumed_at=temps_created,  # after the last checkpoint
+        size_limit_hits="checkpoints/train-*.pt",
+        size_limit_resumed=(temps_created, "models/fcrn.pt"),  # killed after the last checkpoint
     ),
     Stage(
         id="evaluate",
@@ -368,6 +379,7 @@ STAGES = [
         changed=lambda world: {"eval.protocol": "eigen", "eval.num_examples": 1},
         kill_points=(temps_created,),
         file_size_limit=20_000,  # metrics.json ~2 KB; the PNGs ~100-250 KB
+        size_limit_hits="reports/predictions.png",
     ),
 ]
 STAGE_IDS = [stage.id for stage in STAGES]
@@ -376,10 +388,12 @@ KILL_CASES = [
     for stage in STAGES
     for point in stage.kill_points
 ]
-SIZE_LIMIT_CASES = [pytest.param(stage, None, id=stage.id) for stage in STAGES] + [
-    pytest.param(stage, stage.size_limit_resumed_at, id=f"{stage.id}-resumed")
+SIZE_LIMIT_CASES = [
+    pytest.param(stage, None, stage.size_limit_hits, id=stage.id) for stage in STAGES
+] + [
+    pytest.param(stage, *stage.size_limit_resumed, id=f"{stage.id}-resumed")
     for stage in STAGES
-    if stage.size_limit_resumed_at is not None
+    if stage.size_limit_resumed is not None
 ]
 
 
@@ -457,10 +471,11 @@ def reproducible(outputs: dict[str, str], stage: Stage) -> dict[str, str]:
 
 
 def stray_files(project: Path, stage: Stage) -> list[str]:
-    """Anything in the output folders (and caches) that is not a real output (or an input)."""
+    """Anything in the output folders (and caches) that is not a real output, an input (evaluate
+    reads a report) or a side file."""
     folders = {(project / out).parent for out in stage.outputs}
     folders |= {project / cache for cache in stage.caches}
-    real = {project / out for out in (*stage.outputs, *stage.inputs)}  # evaluate reads a report
+    real = {project / p for p in (*stage.outputs, *stage.inputs, *stage.side_files)}
     real |= {project / cache / Path(out).name for cache in stage.caches for out in stage.outputs}
     return sorted(
         str(p.relative_to(project))
@@ -559,29 +574,28 @@ def test_read_only_output_folder(tmp_path: Path, world: World, stage: Stage) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stage", "resumed_at"), SIZE_LIMIT_CASES)
+@pytest.mark.parametrize(("stage", "resumed_at", "hits"), SIZE_LIMIT_CASES)
 def test_file_size_limit(
     tmp_path: Path,
     world: World,
     stage: Stage,
     resumed_at: Callable[[Path, Stage], bool] | None,
+    hits: str,
 ) -> None:
-    """With the new params the first output fits the limit where there is a second (preprocess:
-    train.h5 does, test.h5 does not): it must not be published alone. The file named is an
-    output or the resume state being written (train: the epoch checkpoint, unless resumed)."""
+    """With the new params the first output fits the limit where the sizes allow (preprocess:
+    train.h5 does, test.h5 does not; evaluate: metrics.json does, predictions.png does not): it
+    must not be published alone. The error names the file being written (``hits``), not another
+    output of the set (validate and train write their largest output first)."""
     project, before = with_previous_outputs(tmp_path, world, stage)
     if resumed_at is not None:
         kill_at(project, stage, resumed_at)
     result = run_stage(project, stage, file_size=stage.file_size_limit)
     line = result.assert_one_clean_error()
     assert os.strerror(errno.EFBIG) in line and "ulimit -f" in line
-    named = [word.rstrip(":") for word in line.split()[1:2]]
-    if resumed_at is not None:
-        assert named == [stage.outputs[0]], line
-    else:
-        assert any(Path(out).name in line for out in stage.outputs) or any(
-            fnmatch.fnmatch(name, glob) for name in named for glob in stage.resume_state
-        ), line
+    named = Path(line.removeprefix("error: ").split(": ")[0])
+    if named.is_absolute():
+        named = named.relative_to(project)
+    assert fnmatch.fnmatch(str(named), hits), line
     assert snapshot(project, stage) == before
     assert left_after_failure(project, stage) == []
 

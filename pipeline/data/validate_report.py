@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import atomic_outputs
+from pipeline.io import atomic_outputs, writing
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -119,5 +119,7 @@ def write_report(report: dict[str, Any], json_path: Path, html_path: Path) -> No
     """Write the JSON and the HTML page, published together (never half a report, nor a new
     JSON beside the HTML of an older run)."""
     with atomic_outputs(json_path, html_path) as (json_tmp, html_tmp):
-        json_tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        html_tmp.write_text(render_html(report))
+        with writing(json_tmp):
+            json_tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        with writing(html_tmp):
+            html_tmp.write_text(render_html(report))

@@ -21,7 +21,14 @@ FORMAT_VERSION = 1
 
 
 def save_model(model: FCRN, config: dict[str, Any], dest: str | os.PathLike[str]) -> None:
-    """Write ``{"format", "config", "state_dict"}`` atomically; ``config`` = FCRN's kwargs.
+    """Write :func:`model_bytes` to ``dest`` atomically."""
+    data = model_bytes(model, config)
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def model_bytes(model: FCRN, config: dict[str, Any]) -> bytes:
+    """The model file's bytes: ``{"format", "config", "state_dict"}``; ``config`` = FCRN's kwargs.
 
     ``encoder_weights`` is stored as "none": the weights are in the file, so rebuilding must not
     fetch ImageNet weights again.
@@ -36,8 +43,7 @@ def save_model(model: FCRN, config: dict[str, Any], dest: str | os.PathLike[str]
     # random name would otherwise make every save's bytes differ.
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FCRN:
