@@ -27,6 +27,25 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def kill_after_first_checkpoint(cmd: list[str], cwd: Path, ckpts: Path) -> None:
+    """Start ``cmd`` and SIGKILL its whole process group once an epoch checkpoint exists."""
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(ckpts.glob("train-*.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before its first checkpoint was seen"
+        time.sleep(0.05)
+    assert proc.poll() is None, "too late: training had already finished"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def model_and_metrics(project: Path) -> tuple[str, str]:
     return md5sum(project / "models/fcrn.pt"), (project / "reports/metrics.json").read_text()
 
@@ -61,21 +80,7 @@ def test_run_killed_mid_training_resumes_to_the_same_weights(project: Path) -> N
     expected = md5sum(project / "models/fcrn.pt")
     ckpts = project / "checkpoints"
     with edited_params(project):
-        proc = subprocess.Popen(
-            ["dvc", "repro", "--force", "train"],
-            cwd=project,
-            env=env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 300
-        while not list(ckpts.glob("train-*.pt")) and time.monotonic() < deadline:
-            assert proc.poll() is None, "training ended before its first checkpoint was seen"
-            time.sleep(0.05)
-        assert proc.poll() is None, "too late: training had already finished"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_after_first_checkpoint(["dvc", "repro", "--force", "train"], project, ckpts)
         assert list(ckpts.glob("train-*.pt")), "the epoch checkpoint survives the kill"
         resumed = run(["dvc", "repro", "train"], project)
     assert "resuming from" in resumed.stdout + resumed.stderr
@@ -112,21 +117,7 @@ def test_two_process_ddp_run_on_cpu_resumes_after_a_kill(project: Path) -> None:
     args += ["ddp/train_log.csv", "ddp/speed.json", "ddp/checkpoints"]
     ckpts = project / "ddp/checkpoints"
     with edited_params(project, {"train.nproc": 2, "train.epochs": 3}):
-        proc = subprocess.Popen(
-            args,
-            cwd=project,
-            env=env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 300
-        while not list(ckpts.glob("train-*.pt")) and time.monotonic() < deadline:
-            assert proc.poll() is None, "training ended before its first checkpoint was seen"
-            time.sleep(0.05)
-        assert proc.poll() is None, "too late: training had already finished"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_after_first_checkpoint(args, project, ckpts)
         assert len(list(ckpts.glob("train-*.pt"))) == 1
         resumed = run(args, project)
     out = resumed.stdout + resumed.stderr
