@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -90,3 +92,14 @@ def make_project(root: Path, changes: dict[str, object]) -> Path:
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "project"], root)
     return root
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM a server's process group (it has children); SIGKILL what is left after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

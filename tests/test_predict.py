@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import requests
 import torch
+from e2e import stop_process_group
 from PIL import Image
 
 from pipeline.inference import predict_depth
@@ -226,13 +226,7 @@ def _serving(model_uri: str, port: int, log: Path) -> Iterator[subprocess.Popen[
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
 
 
 @pytest.mark.slow
