@@ -4,7 +4,8 @@ The run that trained the model gets the reports and the test metrics of every pr
 model (pt2: loads without this repo's code) becomes a new version with alias `candidate`.
 `champion` moves only when the version beats the champion on the headline metric of the *same*
 test data (md5) and protocol: numbers from other data are not comparable, so they never
-displace it. A (model, test data, protocol) already registered registers nothing new.
+displace it. A (model, test data, protocol) already registered registers nothing new (a run
+killed before setting that version's aliases gets them on the re-run).
 
 reports/registration.json holds the version, the decision and its reason, read back from the
 version's tags, and no run ids or times: re-running reproduces its bytes.
@@ -103,6 +104,24 @@ def _registered(client: MlflowClient, name: str, record: Mapping[str, str]) -> M
     return None
 
 
+def _restore_aliases(client: MlflowClient, name: str, version: ModelVersion) -> None:
+    """Give an already registered version the aliases its recorded decision gave it.
+
+    A register killed between `register_model` and setting the aliases leaves a version without
+    them, and the re-run finds that version instead of registering: it finishes the job. Only the
+    newest version is touched, so re-registering an old model never moves an alias back.
+    """
+    newest = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    if int(version.version) != newest:
+        return
+    current = client.get_model_version(name, version.version).aliases
+    wanted = [CANDIDATE] + ([CHAMPION] if version.tags.get("decision") == CHAMPION else [])
+    for alias in wanted:
+        if alias not in current:
+            client.set_registered_model_alias(name, alias, version.version)
+            print(f"{name} v{version.version}: alias {alias} restored")
+
+
 def _log_model(model_path: Path, input_hw: tuple[int, int]) -> str:
     """Log the model (eval mode, pt2) into the active run; return its model URI."""
     net = DepthAtInputSize(load_model(model_path)).eval()
@@ -194,6 +213,7 @@ def register(
         version = _registered(run.client, name, record)
         if version is not None:
             print(f"{name} v{version.version} already holds this model and evaluation")
+            _restore_aliases(run.client, name, version)
         else:
             input_hw = params.data.preprocess.resize_hw
             reports = [metrics_path, *artifacts]

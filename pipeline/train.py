@@ -98,10 +98,13 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    buffer = io.BytesIO()  # serialise first: a full disk fails here, before the rename
+    # Serialise to memory first: torch.save into a file reports a full disk as an opaque
+    # RuntimeError, a plain write as the OSError that names the file. Writing the buffer's view
+    # skips a copy of the ~0.7 GB state (Adam's moments are twice the model).
+    buffer = io.BytesIO()
     torch.save(payload, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        f.write(buffer.getbuffer())
 
 
 def _clear_stale_files(outputs: TrainOutputs, keep: Path) -> None:

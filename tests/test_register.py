@@ -93,6 +93,14 @@ def test_registry_promotes_only_a_better_model_on_the_same_data(
     assert (better["version"], better["decision"]) == (3, "champion")
     assert _aliases(client, name) == {"candidate": "3", "champion": "3"}
 
+    # Killed between registering v3 and setting its aliases: they still point where they did.
+    # The re-run registers nothing and gives v3 the aliases its recorded decision named.
+    client.set_registered_model_alias(name, "candidate", "2")
+    client.set_registered_model_alias(name, "champion", "1")
+    assert project.register() == better
+    assert _aliases(client, name) == {"candidate": "3", "champion": "3"}
+    assert len(client.search_model_versions(f"name = '{name}'")) == 3
+
     # Far better numbers, but on other test data: not comparable, the champion stays.
     project.write_model(out_bias=4.0)
     project.write_metrics(0.05)
@@ -100,4 +108,12 @@ def test_registry_promotes_only_a_better_model_on_the_same_data(
     other = project.register()
     assert (other["version"], other["decision"]) == (4, "candidate")
     assert "other test data" in str(other["reason"])
+    assert _aliases(client, name) == {"candidate": "4", "champion": "3"}
+
+    # Back to the first model and data (a checkout of an old commit): v1 is found again, and no
+    # alias moves back to it.
+    project.write_model(out_bias=1.0)
+    project.write_metrics(0.2)
+    project.write_test_data("test split")
+    assert project.register()["version"] == 1
     assert _aliases(client, name) == {"candidate": "4", "champion": "3"}
