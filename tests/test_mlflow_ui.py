@@ -68,7 +68,8 @@ def test_two_dvc_experiments_show_as_two_runs_in_the_mlflow_ui(
         name: str(lr) for name, lr in EXPERIMENTS.items()
     }
     assert {r.data.tags["dvc.exp_name"] for r in runs} == set(EXPERIMENTS)
-    assert {r.data.tags["git.dirty"] for r in runs} == {"False"}  # `-S` edits only params.yaml
+    head = run(["git", "rev-parse", "HEAD"], root).stdout.strip()
+    assert {r.data.tags["mlflow.source.git.commit"] for r in runs} == {head}
     # Live per-epoch tracking of the real training loop, both epochs of each run.
     for r in runs:
         steps = [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")]
