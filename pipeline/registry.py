@@ -104,12 +104,12 @@ def _registered(client: MlflowClient, name: str, record: Mapping[str, str]) -> M
     return None
 
 
-def _restore_aliases(client: MlflowClient, name: str, version: ModelVersion) -> None:
-    """Give an already registered version the aliases its recorded decision gave it.
+def _set_aliases(client: MlflowClient, name: str, version: ModelVersion) -> None:
+    """`candidate` on the newest version, and `champion` if its recorded decision says so.
 
-    A register killed between `register_model` and setting the aliases leaves a version without
-    them, and the re-run finds that version instead of registering: it finishes the job. Only the
-    newest version is touched, so re-registering an old model never moves an alias back.
+    Setting only what is missing also finishes the job of a register killed between
+    `register_model` and the aliases (the re-run finds that version). Only the newest version is
+    touched, so re-registering an old model never moves an alias back to it.
     """
     newest = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
     if int(version.version) != newest:
@@ -119,7 +119,6 @@ def _restore_aliases(client: MlflowClient, name: str, version: ModelVersion) -> 
     for alias in wanted:
         if alias not in current:
             client.set_registered_model_alias(name, alias, version.version)
-            print(f"{name} v{version.version}: alias {alias} restored")
 
 
 def _log_model(model_path: Path, input_hw: tuple[int, int]) -> str:
@@ -163,7 +162,7 @@ def _register(
     input_hw: tuple[int, int],
     name: str,
 ) -> ModelVersion:
-    """Log reports, test metrics and the model into the run; register and decide the aliases."""
+    """Log reports, test metrics and the model into the run; register it with its decision."""
     client = MlflowClient()
     now = int(time.time() * 1000)
     test = [Metric(k, v, now, 0) for k, v in numeric_leaves(metrics, "test_").items()]
@@ -175,9 +174,6 @@ def _register(
     promote, reason = decide(record, _alias_version(client, name, CHAMPION))
     tags = {**record, "decision": CHAMPION if promote else CANDIDATE, "reason": reason}
     version = mlflow.register_model(model_uri, name, tags=tags).version
-    client.set_registered_model_alias(name, CANDIDATE, version)
-    if promote:
-        client.set_registered_model_alias(name, CHAMPION, version)
     return client.get_model_version(name, version)
 
 
@@ -213,10 +209,10 @@ def register(
         version = _registered(run.client, name, record)
         if version is not None:
             print(f"{name} v{version.version} already holds this model and evaluation")
-            _restore_aliases(run.client, name, version)
         else:
             input_hw = params.data.preprocess.resize_hw
             reports = [metrics_path, *artifacts]
             version = _register(run.run_id, model, reports, metrics, record, input_hw, name)
+        _set_aliases(run.client, name, version)
     result = {"registered_model": name, "version": int(version.version)}
     return result | {k: version.tags.get(k) for k in RECORD_TAGS}
