@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,6 +193,43 @@ def test_same_params_same_bytes(generated: tuple[Path, Path], tmp_path: Path) ->
     """Two workers instead of one, and a second run: byte-identical files (no timestamps)."""
     again = generate(tmp_path, N, SEED, workers=2)
     assert [md5sum(p) for p in again] == [md5sum(p) for p in generated]
+
+
+# sha256 of images, depths and rawDepths of `generate(dir, 2, SEED)`: the same on every CPU.
+PIXELS_SHA256 = "9adfe5fb6b30c4678b0b495611ab63f02fa2e3372cf39ce9b925874b4ea22a97"
+# numpy's SIMD dispatch levels above the x86-64-v2 baseline, lowest first.
+DISPATCH_LEVELS = ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR")
+_PIXEL_DIGEST = """
+import hashlib, sys, h5py
+from pipeline.data.synthetic import generate
+labeled, _ = generate(sys.argv[1], 2, int(sys.argv[2]), workers=1)
+digest = hashlib.sha256()
+with h5py.File(labeled, "r") as f:
+    for key in ("images", "depths", "rawDepths"):
+        digest.update(f[key][:].tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_pixels_do_not_depend_on_the_cpu(tmp_path: Path) -> None:
+    """numpy picks SIMD loops by instruction set; rendered with every level this CPU has (the
+    higher ones switched off through NPY_DISABLE_CPU_FEATURES), the pixels are the recorded ones."""
+    from numpy._core._multiarray_umath import __cpu_features__ as features
+
+    levels = [level for level in DISPATCH_LEVELS if features.get(level)]
+    digests = {}
+    for i, level in enumerate(["top", *reversed(levels[:-1])]):
+        disabled = levels[levels.index(level) + 1 :] if level != "top" else []
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled)}
+        out = subprocess.run(
+            [sys.executable, "-c", _PIXEL_DIGEST, str(tmp_path / str(i)), str(SEED)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        digests[level] = out.stdout.strip()
+    assert digests == dict.fromkeys(digests, PIXELS_SHA256)
 
 
 def test_image_depends_only_on_seed_and_index(labeled: h5py.File, tmp_path: Path) -> None:

@@ -5,6 +5,12 @@ perspective of a box room with furniture on the floor, textures defined in world
 (their image-space scale shrinks with distance), Lambertian shading from a ceiling light with
 shadows and darkened corners, and mild distance attenuation. All 307,200 rays of an image are
 traced at once with float32 numpy; one call renders one image from one ``np.random.Generator``.
+
+The bytes must not depend on the CPU: numpy picks SIMD loops by instruction set, and its float32
+``power`` (like float64 ``exp``/``log``/``power``) rounds differently in the AVX2 and AVX-512
+loops, so whole datasets differed between machines. Only ufuncs whose loops agree are used here
+(float32 ``exp``/``log``/``sin``/``cos``, IEEE ``sqrt``); ``tests/test_synthetic.py`` renders
+under both dispatch levels and compares.
 """
 
 from __future__ import annotations
@@ -139,6 +145,12 @@ def _camera_rays() -> np.ndarray:
     return rays
 
 
+def _pow(x: np.ndarray, p: float) -> np.ndarray:
+    """``x ** p`` for float32 ``x >= 0`` through float32 ``exp``/``log`` (see the module note)."""
+    with np.errstate(divide="ignore"):  # log(0) = -inf -> exp(-inf) = 0, as 0 ** p
+        return np.exp(np.log(x) * _F32(p))
+
+
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-column dot product of two (3, P) arrays."""
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
@@ -169,11 +181,11 @@ def _colour(
     val: tuple[float, float],
 ) -> np.ndarray:
     rgb = colorsys.hsv_to_rgb(rng.uniform(*hue) % 1.0, rng.uniform(*sat), rng.uniform(*val))
-    return np.asarray(rgb, dtype=_F32) ** 2.2  # sRGB-ish to linear albedo
+    return _pow(np.asarray(rgb, dtype=_F32), 2.2)  # sRGB-ish to linear albedo
 
 
 def _material(rng: np.random.Generator, kind: str, base: np.ndarray, scale: float) -> _Material:
-    colours = rng.uniform(0.05, 0.9, size=(256, 3)).astype(_F32) ** 2.2
+    colours = _pow(rng.uniform(0.05, 0.9, size=(256, 3)).astype(_F32), 2.2)
     return _Material(kind, base, float(scale), rng.random(256, dtype=_F32), colours)
 
 
@@ -566,7 +578,7 @@ def _shade(
 def _expose(rng: np.random.Generator, scene: _Scene, radiance: np.ndarray) -> np.ndarray:
     """Gain, white balance, gamma, sensor noise and 8-bit quantisation -> (H, W, 3) uint8."""
     gain = scene.lighting[3]
-    img = np.clip(radiance * (gain * scene.white[:, None]), 0.0, 1.0) ** _F32(1 / 2.2)
+    img = _pow(np.clip(radiance * (gain * scene.white[:, None]), 0.0, 1.0), 1 / 2.2)
     img += _F32(0.008) * rng.standard_normal(img.shape, dtype=_F32)
     img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(img.reshape(3, HEIGHT, WIDTH).transpose(1, 2, 0))
