@@ -22,11 +22,12 @@ import h5py
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import AugmentConfig, load_params
+from pipeline.config import AugmentConfig, TrainConfig, load_params
 from pipeline.data.dataset import DepthDataset, make_loader, split_rows
 from pipeline.model import FCRN
 from pipeline.model.loss import berhu
 from pipeline.runtime import cpu_has_native_bf16
+from pipeline.train import make_optimizer
 
 MODES = {  # name -> (autocast bf16, channels_last)
     "fp32": (False, False),
@@ -41,19 +42,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _step_fns(device: torch.device, batch: int, hw: tuple[int, int]) -> dict[str, Callable]:
-    """One training-step closure per precision mode, each on its own copy of the same model."""
+def _step_fns(device: torch.device, cfg: TrainConfig, hw: tuple[int, int]) -> dict[str, Callable]:
+    """One training-step closure per precision mode, each on its own copy of the same model,
+    with the configured optimizer."""
     torch.manual_seed(0)
     base = FCRN(out_bias=3.0)
+    slow = cfg.model_copy(update={"lr": 1e-6})  # weights barely move: every repeat does one job
     fns = {}
     for name, (bf16, channels_last) in MODES.items():
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         model = FCRN(out_bias=3.0)
         model.load_state_dict(base.state_dict())
         model = model.to(device, memory_format=fmt).train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-6)
-        x = torch.rand(batch, 3, *hw, device=device).contiguous(memory_format=fmt)
-        y = torch.rand(batch, 1, *hw, device=device) * 5 + 1
+        opt = make_optimizer(slow, model.parameters())
+        x = torch.rand(cfg.batch_size, 3, *hw, device=device).contiguous(memory_format=fmt)
+        y = torch.rand(cfg.batch_size, 1, *hw, device=device) * 5 + 1
 
         def step(model=model, opt=opt, x=x, y=y, bf16=bf16) -> None:
             with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
@@ -127,7 +130,7 @@ def main() -> None:
     }
     for device in devices:
         batch = cfg.batch_size
-        step = _time(_step_fns(device, batch, hw), device, args.repeats)
+        step = _time(_step_fns(device, cfg, hw), device, args.repeats)
         train_rate = {name: round(batch / s, 2) for name, s in step.items()}
         fp32 = step["fp32"]
         result[device.type] = {

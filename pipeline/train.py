@@ -66,13 +66,16 @@ def run_key(model_cfg: ModelConfig, train_cfg: TrainConfig, data_md5: str, world
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    """Fused kernels (CPU and CUDA): one pass over the weights instead of a loop per tensor.
+    On the 2-core CPU an Adam step over FCRN's 63.6M weights took 0.19 s for-loop vs 0.04 s
+    fused, against ~0.8 s for a bf16 forward + backward; the update rule is the same."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True
         )
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
 def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> Any:
@@ -236,7 +239,7 @@ def train(
     model = model.to(rt.device)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = _optimizer(cfg, model.parameters())
+    opt = make_optimizer(cfg, model.parameters())
     sched = _scheduler(cfg, opt)
     loss_fn = get_loss(cfg.loss)
 
