@@ -10,7 +10,7 @@ The bytes must not depend on the CPU: numpy picks SIMD loops by instruction set,
 ``power`` (like float64 ``exp``/``log``/``power``) rounds differently in the AVX2 and AVX-512
 loops, so whole datasets differed between machines. Only ufuncs whose loops agree are used here
 (float32 ``exp``/``log``/``sin``/``cos``, IEEE ``sqrt``); ``tests/test_synthetic.py`` renders
-under both dispatch levels and compares.
+at every dispatch level the CPU has and compares.
 """
 
 from __future__ import annotations
