@@ -80,6 +80,8 @@ class OfficialWeightsConfig(_Section):
 
     url: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    retries: int = Field(ge=0)  # consecutive attempts without progress before giving up
+    backoff_s: float = Field(ge=0.0)  # first retry delay; doubles per failed attempt
 
 
 class ModelConfig(_Section):

@@ -10,6 +10,7 @@ formats the authors publish (a TF tensor bundle, from the format spec; the pickl
 from __future__ import annotations
 
 import struct
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -223,3 +224,15 @@ def write_npy(path: Path, tensors: Mapping[str, np.ndarray]) -> None:
         layer, param = name.rsplit("/", 1)
         layers.setdefault(layer, {})[param] = array
     np.save(path, np.array(layers, dtype=object), allow_pickle=True)
+
+
+def write_zip(path: Path, tensors: Mapping[str, np.ndarray]) -> None:
+    """The published archive's layout: NYU_FCRN-checkpoint/NYU_FCRN.ckpt.{index,data-*}."""
+    staging = path.parent / f"{path.stem}-bundle"
+    staging.mkdir()
+    write_bundle(staging / "NYU_FCRN.ckpt", tensors)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for file in sorted(staging.iterdir()):
+            archive.write(file, f"NYU_FCRN-checkpoint/{file.name}")
+            file.unlink()
+    staging.rmdir()

@@ -43,7 +43,9 @@ def build_model(cfg: ModelConfig, out_bias: float, weights_dir: Path) -> BuiltMo
     if cfg.init == "none":
         config = {"arch": "official", "out_bias": out_bias}
         return BuiltModel(OfficialFCRN(out_bias=out_bias), config)
-    zip_path = fetch(cfg.official.url, official_weights_path(cfg, weights_dir), cfg.official.sha256)
+    src = cfg.official
+    dest = official_weights_path(cfg, weights_dir)
+    zip_path = fetch(src.url, dest, src.sha256, retries=src.retries, backoff=src.backoff_s)
     return BuiltModel(import_official(zip_path), {"arch": "official"})
 
 
