@@ -3,6 +3,8 @@ TF-specific choices matters (changing one to the torchvision / PyTorch habit bre
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -37,10 +39,13 @@ def imported(weights: dict[str, np.ndarray]) -> OfficialFCRN:
     return model.eval()
 
 
-def _compare(model: OfficialFCRN, weights, hw: tuple[int, int], seed: int = 1):
+def _compare(
+    model: OfficialFCRN, weights, hw: tuple[int, int], ref: np.ndarray | None = None
+) -> tuple[float, float]:
     """(max |diff|, max |reference|) of the model and the reference on one random image."""
-    rgb = np.random.default_rng(seed).random((1, *hw, 3))
-    ref = reference_forward(weights, rgb * 255.0)[..., 0]
+    rgb = np.random.default_rng(1).random((1, *hw, 3))
+    if ref is None:
+        ref = reference_forward(weights, rgb * 255.0)[..., 0]
     with torch.no_grad():
         out = model(torch.from_numpy(rgb).float().permute(0, 3, 1, 2))[:, 0].double().numpy()
     assert out.shape == ref.shape
@@ -83,7 +88,32 @@ def test_equals_reference(imported: OfficialFCRN, weights, hw: tuple[int, int]):
     assert diff <= 1e-4 * scale
 
 
+def test_equals_tensorflow_itself():
+    """tests/data/official_tf_output.npz holds the graph's outputs computed by TensorFlow's own
+    kernels (tests/data/make_official_tf_output.py says how) for these weights and inputs."""
+    model = OfficialFCRN()
+    model.load_state_dict(state_dict_from_tf(random_weights(tf_shapes(), seed=7), "seed 7"))
+    model.eval()
+    expected = np.load(Path(__file__).parent / "data/official_tf_output.npz")
+    rng = np.random.default_rng(8)
+    for hw in ((96, 128), (67, 93)):
+        rgb = rng.random((1, *hw, 3)).astype(np.float32)
+        with torch.no_grad():
+            out = model(torch.from_numpy(rgb).permute(0, 3, 1, 2))[:, 0].numpy()
+        tf_out = expected[f"{hw[0]}x{hw[1]}"]
+        assert out.shape == tf_out.shape
+        diff, scale = float(np.abs(out - tf_out).max()), float(np.abs(tf_out).max())
+        print(f"{hw} vs TensorFlow: max |diff| {diff:.3g}, max |output| {scale:.3g}")
+        assert scale > 0.1 and diff <= 1e-4 * scale
+
+
 SMALL = (96, 128)  # even at the max pool's input (48x64): TF SAME pads 0 before, 1 after
+
+
+@pytest.fixture(scope="module")
+def small_reference(weights) -> np.ndarray:
+    rgb = np.random.default_rng(1).random((1, *SMALL, 3))
+    return reference_forward(weights, rgb * 255.0)[..., 0]
 
 
 def _torchvision_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -95,13 +125,13 @@ def _torchvision_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor
     ["pool", "pad_B", "pad_C", "pad_D", "interleave", "stride_3x3", "bn_eps", "no_scale"],
 )
 def test_each_official_choice_matters(
-    change: str, weights, monkeypatch: pytest.MonkeyPatch
+    change: str, weights, small_reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With one choice switched to the PyTorch / torchvision habit, equality fails."""
     model = OfficialFCRN()
     model.load_state_dict(state_dict_from_tf(weights, "random weights"))
     model.eval()
-    diff, scale = _compare(model, weights, SMALL)
+    diff, scale = _compare(model, weights, SMALL, small_reference)
     assert diff <= 1e-4 * scale  # unchanged: equal
     exact = {"B": (1, 1, 0, 1), "C": (0, 1, 1, 1), "D": (0, 1, 0, 1)}  # padded after
     if change == "pool":
@@ -121,7 +151,7 @@ def test_each_official_choice_matters(
                 m.eps = 1e-5
     elif change == "no_scale":
         monkeypatch.setattr(official_module, "INPUT_SCALE", 1.0)
-    diff, scale = _compare(model, weights, SMALL)
+    diff, scale = _compare(model, weights, SMALL, small_reference)
     assert diff > 1e-3 * scale, change
 
 

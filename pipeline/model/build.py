@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import torch.distributed as dist
 from torch import nn
 
 from pipeline.config import ModelConfig
@@ -19,6 +20,7 @@ from pipeline.data.download import fetch
 from pipeline.model.fcrn import FCRN
 from pipeline.model.import_official import import_official
 from pipeline.model.official import OfficialFCRN
+from pipeline.runtime import barrier
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,14 @@ def build_model(cfg: ModelConfig, out_bias: float, weights_dir: Path) -> BuiltMo
         return BuiltModel(OfficialFCRN(out_bias=out_bias), config)
     src = cfg.official
     dest = official_weights_path(cfg, weights_dir)
+    # Under DDP rank 0 downloads first (one writer of the partial file); the others then find
+    # the verified file. If rank 0 fails, torchrun stops the rest.
+    first = not dist.is_initialized() or dist.get_rank() == 0
+    if not first:
+        barrier()
     zip_path = fetch(src.url, dest, src.sha256, retries=src.retries, backoff=src.backoff_s)
+    if first:
+        barrier()
     return BuiltModel(import_official(zip_path), {"arch": "official"})
 
 
