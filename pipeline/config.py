@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
+# (resize_hw, crop_hw) of the authors' released model: 240x320 frames, 228x304 network input.
+OFFICIAL_SIZES = ((240, 320), (228, 304))
 
 
 class ConfigError(ValueError):
@@ -73,11 +75,36 @@ class ValidateConfig(_Section):
         return self
 
 
+class OfficialWeightsConfig(_Section):
+    """Where `model.init: official` gets the authors' TF checkpoint (NYU_FCRN-checkpoint.zip)."""
+
+    url: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    retries: int = Field(ge=0)  # consecutive attempts without progress before giving up
+    backoff_s: float = Field(ge=0.0)  # first retry delay; doubles per failed attempt
+
+
 class ModelConfig(_Section):
+    arch: Literal["torchvision", "official"]  # official: the authors' TF graph, exactly
+    init: Literal["none", "official"]  # official: start from the authors' trained NYU weights
+    official: OfficialWeightsConfig
     decoder: Literal["upconv", "upproj"]
     fast: bool
     encoder_weights: str = Field(min_length=1)
     final_relu: bool
+
+    @model_validator(mode="after")
+    def _official_consistent(self) -> ModelConfig:
+        if self.init == "official" and self.arch != "official":
+            raise ValueError("init 'official' needs arch 'official' (-S model.arch=official)")
+        if self.arch == "official" and self.encoder_weights != "none":
+            raise ValueError(
+                "encoder_weights applies to arch 'torchvision'; arch 'official' takes its "
+                "weights from init (-S model.encoder_weights=none)"
+            )
+        if self.arch == "official" and (self.decoder, self.final_relu) != ("upproj", True):
+            raise ValueError("arch 'official' is up-projection with a final ReLU (decoder upproj)")
+        return self
 
 
 class AugmentConfig(_Section):
@@ -106,7 +133,7 @@ class TrainConfig(_Section):
     schedule: Literal["plateau", "cosine"]
     plateau_factor: float = Field(gt=0.0, lt=1.0)  # lr *= factor when val rel stops improving...
     plateau_patience: int = Field(ge=0)  # ...for this many epochs
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=0)  # 0: publish model.init's weights untrained (init official only)
     batch_size: int = Field(ge=1)  # per process; the effective batch is batch_size * nproc
     val_fraction: float = Field(ge=0.0, lt=1.0)  # of the train split, held out per epoch
     workers: int = Field(ge=0)
@@ -142,6 +169,26 @@ class Params(_Section):
     eval: EvalConfig
     mlflow: MlflowConfig
 
+    @model_validator(mode="after")
+    def _official_init_runs_as_trained(self) -> Params:
+        """The authors' model ran on 228x304 crops of 240x320 frames; other sizes would score a
+        different model. Epochs 0 (publish untrained) makes sense only for imported weights."""
+        if self.train.epochs == 0 and self.model.init != "official":
+            raise ValueError(
+                "train.epochs 0 publishes the initial weights untrained: only with "
+                "model.init=official (-S model.arch=official -S model.init=official)"
+            )
+        pre = self.data.preprocess
+        if self.model.init == "official" and (pre.resize_hw, pre.crop_hw) != OFFICIAL_SIZES:
+            (rh, rw), (ch, cw) = OFFICIAL_SIZES
+            raise ValueError(
+                f"model.init official: the authors' model works on {ch}x{cw} crops of {rh}x{rw} "
+                f"frames, data.preprocess has crop_hw {list(pre.crop_hw)} of resize_hw "
+                f"{list(pre.resize_hw)}: add -S 'data.preprocess.resize_hw=[{rh},{rw}]' "
+                f"-S 'data.preprocess.crop_hw=[{ch},{cw}]'"
+            )
+        return self
+
     @property
     def validate(self) -> ValidateConfig:  # "validate" shadows a pydantic name, hence the alias
         return self.validate_
@@ -153,6 +200,8 @@ def _describe(error: dict) -> str:
         return f"{key}: unknown key"
     if error["type"] == "missing":
         return f"{key}: missing"
+    if error["type"] == "value_error":  # a validator's own message; the input is a section
+        return f"{key}: {error['msg'].removeprefix('Value error, ')}"
     got = error.get("input")
     return f"{key}: {error['msg']} (got {got!r})"
 

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.config import load_params
 from pipeline.inference import predict_depth, to_input
-from pipeline.model.io import load_model
+from pipeline.model.io import read_model
 from pipeline.stage import run_stage
 
 DEFAULT_MODEL = "models:/fcrn-nyu@champion"
@@ -70,20 +70,21 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
 
-def _local_predictor(path: Path) -> Predictor:
-    model = load_model(path, "cuda" if torch.cuda.is_available() else "cpu")
+def _local_predictor(path: Path) -> tuple[Predictor, tuple[int, int] | None]:
+    """The model file's network and the training frame size it records (None: format 1)."""
+    loaded = read_model(path, "cuda" if torch.cuda.is_available() else "cpu")
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return predict_depth(model, torch.from_numpy(x), x.shape[-2:]).cpu().numpy()
+        return predict_depth(loaded.model, torch.from_numpy(x), x.shape[-2:]).cpu().numpy()
 
-    return predict
+    return predict, loaded.input_hw
 
 
 def _local_input_hw() -> tuple[int, int]:
     if not Path("params.yaml").is_file():
         raise ValueError(
-            "a model file does not record its training frame size: run in the project folder "
-            "(params.yaml: data.preprocess.resize_hw) or pass --input-hw H W"
+            "this model file (format 1) does not record its training frame size: run in the "
+            "project folder (params.yaml: data.preprocess.resize_hw) or pass --input-hw H W"
         )
     return load_params().data.preprocess.resize_hw
 
@@ -151,7 +152,7 @@ def cli(argv: list[str] | None = None) -> None:
     if ":/" in args.model:
         predict, recorded_hw = _mlflow_predictor(args.model)
     else:
-        predict, recorded_hw = _local_predictor(Path(args.model)), None
+        predict, recorded_hw = _local_predictor(Path(args.model))
     input_hw = tuple(args.input_hw or recorded_hw or _local_input_hw())
     for path in images:
         depth = predict_image(predict, read_rgb(path), input_hw)

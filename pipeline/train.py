@@ -35,7 +35,7 @@ from pipeline.data.dataset import DepthDataset, make_loader, mean_depth, split_r
 from pipeline.inference import predict_depth
 from pipeline.io import atomic_outputs, atomic_path, md5sum, remove_stale_temps, writing
 from pipeline.metrics import KEYS, laina_metrics
-from pipeline.model.fcrn import FCRN
+from pipeline.model.build import build_model
 from pipeline.model.io import model_bytes
 from pipeline.model.loss import get_loss
 from pipeline.runtime import Runtime, barrier
@@ -153,16 +153,18 @@ def _check_ranks_agree(model: nn.Module, rt: Runtime) -> None:
 
 def _write_outputs(
     outputs: TrainOutputs,
-    model: FCRN,
+    model: nn.Module,
     model_config: dict[str, Any],
+    sizes: tuple[tuple[int, int], tuple[int, int]],
     rows: list[dict[str, float]],
     timing: list[dict[str, float]],
     rt: Runtime,
 ) -> None:
-    """Publish the model, the per-epoch log and the wall-clock numbers together."""
+    """Publish the model (with its (frame, crop) ``sizes``), the per-epoch log and the
+    wall-clock numbers together."""
     with atomic_outputs(outputs.model, outputs.log_csv, outputs.speed_json) as (m, log, speed):
         with writing(m):
-            m.write_bytes(model_bytes(model, model_config))
+            m.write_bytes(model_bytes(model, model_config, *sizes))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -197,14 +199,17 @@ def train(
     outputs: TrainOutputs,
     rt: Runtime,
     on_epoch: EpochHook | None = None,
+    weights_dir: Path = Path("data/downloads"),
 ) -> dict[str, float]:
     """Train, checkpointing every epoch; return the last epoch's log row.
 
-    `on_epoch` receives each epoch's log row on rank 0 (live experiment tracking).
+    `on_epoch` receives each epoch's log row on rank 0 (live experiment tracking);
+    ``weights_dir`` keeps downloaded initial weights (`pipeline.model.build`).
     """
     with h5py.File(train_h5, "r") as f:
         num_images = len(f["index"])
         crop_hw = tuple(int(v) for v in f.attrs["crop_hw"])
+        resize_hw = tuple(int(v) for v in f.attrs["resize_hw"])
     train_rows, val_rows = split_rows(num_images, cfg.val_fraction, cfg.seed)
     batches = len(train_rows) // (cfg.batch_size * rt.world_size)
     if batches == 0:
@@ -226,14 +231,9 @@ def train(
         val_ds = DepthDataset(train_h5, val_rows, crop_hw, None, cfg.seed)
         val_loader = make_loader(val_ds, cfg.batch_size, False, cfg.workers, cfg.seed, False)
 
-    model_config = {
-        "decoder": model_cfg.decoder,
-        "fast": model_cfg.fast,
-        "final_relu": model_cfg.final_relu,
-        # Start the last conv's bias at the mean depth so the final ReLU does not start dead.
-        "out_bias": round(mean_depth(train_h5, train_rows), 6),
-    }
-    model = FCRN(encoder_weights=model_cfg.encoder_weights, **model_config)
+    # Start the last conv's bias at the mean depth so the final ReLU does not start dead.
+    built = build_model(model_cfg, round(mean_depth(train_h5, train_rows), 6), weights_dir)
+    model, model_config = built.model, built.config
     if rt.world_size > 1 and cfg.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(rt.device)
@@ -260,6 +260,9 @@ def train(
     if rt.is_main:
         _clear_stale_files(outputs, keep=ckpt)
     net: nn.Module = DistributedDataParallel(model) if rt.world_size > 1 else model
+    if cfg.epochs == 0:  # publish model.init's weights as they are, with their validation
+        rows = [{"epoch": 0, **_validate(model, val_loader, rt, crop_hw)}]
+        timing = [{"seconds": 0.0, "images_per_s": 0.0}]
 
     for epoch in range(start_epoch, cfg.epochs):
         sampler.set_epoch(epoch)
@@ -331,7 +334,8 @@ def train(
     _check_ranks_agree(model, rt)
     if rt.is_main:
         # SyncBatchNorm keeps BatchNorm2d's state_dict keys: the file loads into a plain FCRN.
-        _write_outputs(outputs, model, model_config, rows, timing, rt)
+        sizes = (resize_hw, crop_hw)
+        _write_outputs(outputs, model, model_config, sizes, rows, timing, rt)
         ckpt.unlink(missing_ok=True)
     barrier()
     return rows[-1] if rows else {}

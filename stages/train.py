@@ -21,16 +21,18 @@ from torch.distributed import run as torchrun
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 from pipeline import runtime, tracking
-from pipeline.config import DEFAULT_PARAMS, MlflowConfig, load_params
+from pipeline.config import DEFAULT_PARAMS, MlflowConfig, ModelConfig, load_params
+from pipeline.model.build import weights_provenance
 from pipeline.stage import run_stage
 from pipeline.train import EpochHook, TrainOutputs, train
 
 
 @contextmanager
 def _tracked(
-    rt: runtime.Runtime, cfg: MlflowConfig, args: argparse.Namespace
+    rt: runtime.Runtime, cfg: MlflowConfig, model_cfg: ModelConfig, args: argparse.Namespace
 ) -> Iterator[EpochHook | None]:
-    """The per-epoch MLflow logger on rank 0 (the run id lives beside the checkpoints)."""
+    """The per-epoch MLflow logger on rank 0 (the run id lives beside the checkpoints); the
+    run is tagged with where the initial weights came from (URL and checksum)."""
     if not rt.is_main:
         yield None
         return
@@ -39,6 +41,8 @@ def _tracked(
     with tracking.training_run(
         params_raw, cfg, state_file, {"train": args.train_h5}, rt.describe()
     ) as run:
+        for key, value in weights_provenance(model_cfg).items():
+            run.client.set_tag(run.run_id, key, value)
         yield lambda row: run.log_epoch(row, int(row["epoch"]))
 
 
@@ -49,6 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("log_csv", type=Path)
     parser.add_argument("speed_json", type=Path)
     parser.add_argument("checkpoint_dir", type=Path, help="resume state (not a DVC output)")
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=Path("data/downloads"),
+        help="where model.init downloads are kept (not a DVC output)",
+    )
     args = parser.parse_args(argv)
     params = load_params()
     cfg = params.train
@@ -66,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     outputs = TrainOutputs(args.model, args.log_csv, args.speed_json, args.checkpoint_dir)
     rt = runtime.setup(cfg)
     try:
-        with _tracked(rt, params.mlflow, args) as on_epoch:
-            last = train(params.model, cfg, args.train_h5, outputs, rt, on_epoch)
+        with _tracked(rt, params.mlflow, params.model, args) as on_epoch:
+            last = train(params.model, cfg, args.train_h5, outputs, rt, on_epoch, args.weights_dir)
     finally:
         runtime.teardown()
     if rt.is_main:

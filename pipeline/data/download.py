@@ -8,16 +8,18 @@ The official files come over plain HTTP from a university server that drops conn
   where we asked, makes us restart from zero instead of appending the wrong bytes;
 * connection errors, timeouts, truncated bodies, 408, 429 and 5xx are retried with exponential
   back-off; other 4xx are not, since asking again will not change the answer;
-* the MD5 (the only integrity check plain HTTP gives) is verified on the bytes on disk before the
-  partial file is renamed onto the destination, so the destination is either absent or correct
-  (``pipeline.io.atomic_path`` does not fit here: its random name and delete-on-error are what
-  resuming must avoid; the same-directory ``os.replace`` gives the same atomicity);
+* the checksum (MD5 or SHA-256; plain HTTP gives no integrity check) is verified on the bytes on
+  disk before the partial file is renamed onto the destination, so the destination is either
+  absent or correct (``pipeline.io.atomic_path`` does not fit here: its random name and
+  delete-on-error are what resuming must avoid; the same-directory ``os.replace`` gives the
+  same atomicity);
 * when the host cannot be reached, the error says where to put a copy fetched by other means,
   and the next call verifies that copy and uses it without touching the network.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -27,14 +29,14 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from pipeline.io import md5sum
-
 logger = logging.getLogger(__name__)
 
 # Statuses that may succeed if asked again; every other status >= 400 except 416 is final.
 _RETRY_STATUSES = frozenset({408, 429})
 _MAX_DELAY_S = 60.0
-_MD5_RE = re.compile(r"[0-9a-f]{32}")
+# Hex digest length -> (hashlib name, name in messages).
+_ALGORITHMS = {32: ("md5", "MD5"), 64: ("sha256", "SHA-256")}
+_HEX_RE = re.compile(r"[0-9a-f]+")
 _CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE_RE = re.compile(r"bytes \*/(\d+)")
 # What requests raises for a refused/reset connection, a timeout or a body cut short.
@@ -50,7 +52,7 @@ class DownloadError(RuntimeError):
 
 
 class ChecksumError(DownloadError):
-    """A downloaded or hand-placed file does not have the expected MD5."""
+    """A downloaded or hand-placed file does not have the expected checksum."""
 
 
 class _RetryableError(Exception):
@@ -66,56 +68,68 @@ def partial_path(dest: str | os.PathLike[str]) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
+def _digest(path: Path, algorithm: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
 def fetch(
     url: str,
     dest: str | os.PathLike[str],
-    md5: str,
+    checksum: str,
     *,
     retries: int = 5,
     timeout: float = 30.0,
     backoff: float = 1.0,
     chunk_size: int = 1 << 20,
 ) -> Path:
-    """Download ``url`` to ``dest`` unless ``dest`` already has MD5 ``md5``; return ``dest``.
+    """Download ``url`` to ``dest`` unless ``dest`` already has ``checksum``; return ``dest``.
+
+    ``checksum`` is an MD5 (32 hex digits) or a SHA-256 (64), told apart by its length.
 
     ``retries`` bounds consecutive attempts that add no bytes to the partial file (an attempt
     that makes progress resets the count, so a server that drops a 3 GB transfer every few
     hundred MB still gets it done). The n-th such retry waits ``backoff * 2**(n-1)`` seconds,
     at most 60. ``timeout`` applies to connecting and to each read of the body.
 
-    An existing ``dest`` with the wrong MD5 raises :class:`ChecksumError` and is left alone: it
+    An existing ``dest`` with the wrong checksum raises :class:`ChecksumError` and is left alone: it
     may be a copy the user placed by hand, and overwriting or moving aside gigabytes of their
     file without asking would be a surprise; the message tells them to delete or replace it.
 
     The progress bar (tqdm, to stderr) is shown only when stderr is a terminal, so logs of
     non-interactive runs stay clean.
     """
-    expected = md5.strip().lower()
-    if not _MD5_RE.fullmatch(expected):
-        raise ValueError(f"expected MD5 for {url} must be 32 hex digits, got {md5!r}")
+    expected = checksum.strip().lower()
+    if not (_HEX_RE.fullmatch(expected) and len(expected) in _ALGORITHMS):
+        raise ValueError(
+            f"expected checksum for {url} must be an MD5 (32 hex digits) or a SHA-256 (64), "
+            f"got {checksum!r}"
+        )
+    algorithm, label = _ALGORITHMS[len(expected)]
     dest = Path(dest).absolute()
     if dest.exists():
-        actual = md5sum(dest)
+        actual = _digest(dest, algorithm)
         if actual == expected:
-            logger.info("%s already present with the expected MD5; not downloading", dest)
+            logger.info("%s already present with the expected %s; not downloading", dest, label)
             return dest
         raise ChecksumError(
-            f"{dest} exists but its MD5 is {actual}, expected {expected} (the file from {url}). "
+            f"{dest} exists but its {label} is {actual}, expected {expected} (the file from "
+            f"{url}). "
             "It was left untouched: delete it to download again, or replace it with a good copy."
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(dest)
-    _download(url, part, dest, expected, retries, timeout, backoff, chunk_size)
-    actual = md5sum(part)
+    _download(url, part, dest, f"{label} {expected}", retries, timeout, backoff, chunk_size)
+    actual = _digest(part, algorithm)
     if actual != expected:
         part.unlink()
         raise ChecksumError(
-            f"download of {url} has MD5 {actual}, expected {expected}; it was deleted, so the "
+            f"download of {url} has {label} {actual}, expected {expected}; it was deleted, so the "
             f"next run starts from zero. If the server keeps sending these bytes, get the file "
             f"by other means and place it at {dest}."
         )
     os.replace(part, dest)
-    logger.info("downloaded %s to %s (MD5 verified)", url, dest)
+    logger.info("downloaded %s to %s (%s verified)", url, dest, label)
     return dest
 
 
@@ -123,7 +137,7 @@ def _download(
     url: str,
     part: Path,
     dest: Path,
-    md5: str,
+    checksum: str,
     retries: int,
     timeout: float,
     backoff: float,
@@ -148,7 +162,7 @@ def _download(
                 raise DownloadError(
                     f"could not download {url} ({reason}; gave up after {retries + 1} attempts "
                     f"without progress). If this machine is offline or the host is down, get "
-                    f"the file by other means and place it at {dest} (expected MD5 {md5}); the "
+                    f"the file by other means and place it at {dest} (expected {checksum}); the "
                     "next run verifies it and uses it without downloading."
                 )
             delay = min(backoff * 2 ** max(failures - 1, 0), _MAX_DELAY_S)
@@ -250,7 +264,7 @@ def _check_complete_partial(response: requests.Response, part: Path, offset: int
     """Handle 416 to ``Range: bytes=offset-``: the partial file may already be the whole file.
 
     If the server names another size, the partial file is stale: delete it and start again. If
-    it names none, take the partial file as complete and let the MD5 check decide.
+    it names none, take the partial file as complete and let the checksum decide.
     """
     match = _UNSATISFIED_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
     if match and int(match[1]) != offset:
