@@ -14,9 +14,9 @@ import csv
 import hashlib
 import io
 import json
-import pickle
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,10 +280,14 @@ def _read_checkpoint(ckpt: Path, rt: Runtime) -> dict[str, Any] | None:
     if not ckpt.is_file():
         return None
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # garbage may look like an unusual pickle protocol
+            warnings.simplefilter("ignore")
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= state.keys():
             raise ValueError("not a training checkpoint")
-    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+    except OSError:  # the file system's trouble (permissions, I/O), not the file's: report it
+        raise
+    except Exception as e:  # decoding damaged bytes fails in many ways (zip, unpickler, EOF)
         if rt.is_main:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             print(
