@@ -199,7 +199,7 @@ def _write_outputs(
 
 
 @dataclass(frozen=True)
-class _Data:
+class TrainData:
     """Where the epochs' batches and the validation batches come from."""
 
     train: DataLoader | DeviceSplit
@@ -213,7 +213,7 @@ class _Data:
         self.dataset.set_epoch(epoch)
 
 
-def _build_data(cfg: TrainConfig, train_h5: Path, rt: Runtime) -> _Data:
+def build_data(cfg: TrainConfig, train_h5: Path, rt: Runtime) -> TrainData:
     """Train and validation batches; augmentation in loader workers or on the device."""
     with h5py.File(train_h5, "r") as f:
         num_images = len(f["index"])
@@ -245,11 +245,11 @@ def _build_data(cfg: TrainConfig, train_h5: Path, rt: Runtime) -> _Data:
     if len(val_rows):
         val_ds = DepthDataset(train_h5, val_rows, crop_hw, None, cfg.seed)
         val_loader = make_loader(val_ds, cfg.batch_size, False, cfg.workers, cfg.seed, False)
-    return _Data(source, train_ds, sampler, val_loader, crop_hw)
+    return TrainData(source, train_ds, sampler, val_loader, crop_hw)
 
 
-def _build_model(
-    model_cfg: ModelConfig, cfg: TrainConfig, train_h5: Path, data: _Data, rt: Runtime
+def build_model(
+    model_cfg: ModelConfig, cfg: TrainConfig, train_h5: Path, data: TrainData, rt: Runtime
 ) -> tuple[FCRN, dict[str, Any]]:
     """The network on its device, and the constructor arguments saved with its weights."""
     model_config = {
@@ -355,24 +355,24 @@ class _FirstBadStep:
 
 
 @dataclass(frozen=True)
-class _EpochStats:
+class EpochStats:
     loss: float  # mean training loss
     seconds: float  # wall clock, first step included
     images_per_s: float  # after the first step when `first_step_s` is set
     first_step_s: float | None  # the process's first step: compile, autotuning, loader start
 
 
-def _train_epoch(
+def train_epoch(
     net: nn.Module,
     opt: torch.optim.Optimizer,
     loss_fn: LossFn,
-    data: _Data,
+    data: TrainData,
     epoch: int,
     cfg: TrainConfig,
     rt: Runtime,
     where: str,
     time_first_step: bool,
-) -> _EpochStats:
+) -> EpochStats:
     """One pass over the training batches; the device is waited for only every
     `cfg.sync_every` steps (and after the first step when `time_first_step`)."""
     net.train()
@@ -411,7 +411,7 @@ def _train_epoch(
         rate = (steps - 1) * batch_images / (seconds - first_step_s)
     else:
         rate = steps * batch_images / seconds
-    return _EpochStats(float(total) / steps, seconds, rate, first_step_s)
+    return EpochStats(float(total) / steps, seconds, rate, first_step_s)
 
 
 def train(
@@ -426,8 +426,8 @@ def train(
 
     `on_epoch` receives each epoch's log row on rank 0 (live experiment tracking).
     """
-    data = _build_data(cfg, train_h5, rt)
-    model, model_config = _build_model(model_cfg, cfg, train_h5, data, rt)
+    data = build_data(cfg, train_h5, rt)
+    model, model_config = build_model(model_cfg, cfg, train_h5, data, rt)
     opt = make_optimizer(cfg, model.parameters())
     sched = _scheduler(cfg, opt)
     key = run_key(model_cfg, cfg, md5sum(train_h5), rt.world_size)
@@ -443,7 +443,7 @@ def train(
     for epoch in range(start_epoch, cfg.epochs):
         data.set_epoch(epoch)
         lr = opt.param_groups[0]["lr"]
-        stats = _train_epoch(
+        stats = train_epoch(
             net, opt, loss_fn, data, epoch, cfg, rt, f"{train_h5}: epoch {epoch + 1}",
             time_first_step=epoch == start_epoch,
         )  # fmt: skip

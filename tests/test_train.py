@@ -60,20 +60,24 @@ class Killed(Exception):
     pass
 
 
-def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
-    h5 = write_train_h5(tmp_path / "train.h5")
-    params = tiny_params()
-    straight = outputs(tmp_path / "straight")
+def straight_and_killed(tmp_path: Path, params: Params, h5: Path) -> tuple[TrainOutputs, ...]:
+    """An uninterrupted run's outputs, and those of one killed after its first epoch."""
+    straight, killed = outputs(tmp_path / "straight"), outputs(tmp_path / "killed")
     run(params, h5, straight)
-
-    resumed = outputs(tmp_path / "resumed")
 
     def kill_after_first_epoch(row: dict[str, float]) -> None:
         if row["epoch"] == 1:
             raise Killed
 
     with pytest.raises(Killed):
-        run(params, h5, resumed, kill_after_first_epoch)
+        run(params, h5, killed, kill_after_first_epoch)
+    return straight, killed
+
+
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    params = tiny_params()
+    straight, resumed = straight_and_killed(tmp_path, params, h5)
     assert not resumed.model.exists(), "outputs appear only when training finished"
     assert len(list(resumed.checkpoint_dir.glob("train-*.pt"))) == 1
     run(params, h5, resumed)
@@ -182,15 +186,7 @@ def test_unreadable_checkpoint_is_deleted_and_training_starts_over(
 ) -> None:
     h5 = write_train_h5(tmp_path / "train.h5")
     params = tiny_params()
-    straight = outputs(tmp_path / "straight")
-    run(params, h5, straight)
-    damaged = outputs(tmp_path / "damaged")
-
-    def kill_after_first_epoch(row: dict[str, float]) -> None:
-        raise Killed
-
-    with pytest.raises(Killed):
-        run(params, h5, damaged, kill_after_first_epoch)
+    straight, damaged = straight_and_killed(tmp_path, params, h5)
     (ckpt,) = damaged.checkpoint_dir.glob("train-*.pt")
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x80garbage" * 99)
