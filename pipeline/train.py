@@ -380,6 +380,7 @@ def train_epoch(
     bad = _FirstBadStep(rt.device)
     steps, batch_images = len(data.train), cfg.batch_size * rt.world_size
     first_step_s = None
+    memory_format = torch.channels_last if rt.channels_last else torch.contiguous_format
     bar = tqdm(
         data.train, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not rt.is_main
     )
@@ -387,9 +388,7 @@ def train_epoch(
     for step, batch in enumerate(bar):
         x = batch["rgb"].to(rt.device, non_blocking=True)
         y = batch["depth"].to(rt.device, non_blocking=True)
-        x = x.contiguous(
-            memory_format=torch.channels_last if rt.channels_last else torch.contiguous_format
-        )
+        x = x.contiguous(memory_format=memory_format)  # one layout, one kernel choice: any path
         with rt.autocast():
             out = net(x)
         # Loss in float32 at the ground truth's resolution.

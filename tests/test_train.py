@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -50,9 +54,11 @@ def outputs(root: Path) -> TrainOutputs:
     )
 
 
-def run(params: Params, h5: Path, out: TrainOutputs, on_epoch=None) -> dict[str, float]:
+def run(
+    params: Params, h5: Path, out: TrainOutputs, on_epoch=None, rt: Runtime | None = None
+) -> dict[str, float]:
     seed_everything(params.train.seed, params.train.deterministic)
-    rt = Runtime(torch.device("cpu"), None, False)
+    rt = rt or Runtime(torch.device("cpu"), None, False)
     return train(params.model, params.train, h5, out, rt, on_epoch)
 
 
@@ -201,14 +207,12 @@ def test_unreadable_checkpoint_is_deleted_and_training_starts_over(
 HOST_READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__")
 
 
-def reads_per_step(monkeypatch: pytest.MonkeyPatch, params: Params, h5: Path) -> list[int]:
-    """Tensor-to-host reads (each a device sync on an accelerator) after each training step,
-    up to the next step's loss, over one epoch (on CUDA: syncs flagged by the sync debug mode)."""
-    calls: list[str] = []
-    if torch.cuda.is_available():
-        torch.cuda.set_sync_debug_mode("warn")
-        monkeypatch.setattr("warnings.showwarning", lambda *a, **k: calls.append("sync"))
-    else:
+@contextmanager
+def host_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """A list that grows by one per device-to-host read: on CUDA each sync the sync debug mode
+    flags; on the CPU each call of a Tensor method that would be one on an accelerator."""
+    if not torch.cuda.is_available():
+        calls: list[object] = []
         for name in HOST_READS:
             original = getattr(torch.Tensor, name)
 
@@ -217,19 +221,31 @@ def reads_per_step(monkeypatch: pytest.MonkeyPatch, params: Params, h5: Path) ->
                 return _original(self, *args, **kwargs)
 
             monkeypatch.setattr(torch.Tensor, name, counting)
+        yield calls
+        return
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def reads_per_step(monkeypatch: pytest.MonkeyPatch, params: Params, h5: Path) -> list[int]:
+    """Host reads after each training step, up to the next step's loss, over one epoch (on the
+    GPU where there is one, with the split held on it)."""
     marks: list[int] = []
     real = get_loss(params.train.loss)
+    with host_reads(monkeypatch) as reads:
 
-    def marking_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        marks.append(len(calls))
-        return real(pred, target)
+        def marking_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            marks.append(len(reads))
+            return real(pred, target)
 
-    monkeypatch.setattr("pipeline.train.get_loss", lambda name: marking_loss)
-    try:
-        run(params, h5, outputs(h5.parent))
-    finally:
-        if torch.cuda.is_available():
-            torch.cuda.set_sync_debug_mode("default")
+        monkeypatch.setattr("pipeline.train.get_loss", lambda name: marking_loss)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        run(params, h5, outputs(h5.parent), rt=Runtime(device, None, False))
     return [after - before for before, after in itertools.pairwise(marks)]
 
 
@@ -237,10 +253,22 @@ def test_the_step_loop_reads_from_the_device_only_every_sync_every_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h5 = write_train_h5(tmp_path / "train.h5", n=10)  # 9 training images, 9 steps
-    params = tiny_params(batch_size=1, epochs=1, sync_every=4, val_fraction=0.1)
+    params = tiny_params(batch_size=1, epochs=1, sync_every=4, val_fraction=0.1, data_on="auto")
     reads = reads_per_step(monkeypatch, params, h5)
     assert len(reads) == 8
     # After the first step (timed apart: compile, autotuning) and after steps 4 and 8; the last
     # step's read comes with the epoch's end (not counted: validation follows).
     assert [i for i, n in enumerate(reads) if n] == [0, 3, 7]
     assert max(reads) <= 3  # the first bad step, its kind, the running loss
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_its_first_step_is_timed_apart(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    out = outputs(tmp_path)
+    run(tiny_params(compile=True, epochs=1), h5, out)
+    speed = json.loads(out.speed_json.read_text())
+    assert speed["compile"] is True
+    assert speed["first_step_seconds"] > 1.0  # a compile takes seconds at least
+    assert speed["first_step_seconds"] < speed["train_seconds"]
+    assert out.model.is_file()
