@@ -1,7 +1,10 @@
-"""Training/validation samples from a processed ``train.h5``, with the paper's augmentations.
+"""Training/validation samples from a processed ``train.h5``, with the paper's augmentations
+(`pipeline.data.augment`): per sample for DataLoader workers (`DepthDataset`), or per batch from
+a split held in device memory (`DeviceSplit`).
 
 Every random draw comes from a generator seeded by (seed, epoch, row), so a sample depends on
-nothing else: not the number of DataLoader workers, not the order rows are visited in.
+nothing else: not the number of DataLoader workers, not the order rows are visited in, not the
+path that made it.
 """
 
 from __future__ import annotations
