@@ -93,7 +93,8 @@ def augment_batch(
     """
     batch, stored_h, stored_w = depth_mm.shape
     h, w = crop_hw
-    p = draws.to(rgb.device)[:, :, None, None].unbind(1)  # each (B, 1, 1)
+    draws = draws.to(rgb.device)
+    p = draws[:, :, None, None].unbind(1)  # each (B, 1, 1)
     # Output pixel centres; a flipped output column j shows crop column w - 1 - j.
     i = torch.arange(h, device=rgb.device, dtype=torch.float32)[:, None] + 0.5
     j = torch.arange(w, device=rgb.device, dtype=torch.float32)[None, :] + 0.5
@@ -118,6 +119,6 @@ def augment_batch(
     ys, xs = torch.cat([y0, y0, y0 + 1, y0 + 1], 1), torch.cat([x0, x0 + 1, x0, x0 + 1], 1)
     a, b, c, d = _gather(rgb.reshape(batch, -1, 3), ys, xs, stored).float().chunk(4, 1)
     top, bottom = a * (1 - wx) + b * wx, c * (1 - wx) + d * wx
-    value = (top * (1 - wy) + bottom * wy) / 255.0 * draws.to(rgb.device)[:, None, GAIN:]
+    value = (top * (1 - wy) + bottom * wy) / 255.0 * draws[:, None, GAIN:]
     out = value.clamp_(0.0, 1.0).view(batch, h, w, 3).permute(0, 3, 1, 2)
     return out, depth
