@@ -141,6 +141,10 @@ class TrainConfig(_Section):
     deterministic: bool
     nproc: int = Field(ge=1)  # DDP processes on this machine (GPUs, or CPU processes with gloo)
     sync_bn: bool  # SyncBatchNorm across DDP processes
+    sync_every: int = Field(ge=1)  # steps between reads of loss and finite checks from the device
+    data_on: Literal["auto", "loader", "device"]  # where batches are augmented
+    device_memory_fraction: float = Field(gt=0.0, le=1.0)  # auto: device if the split fits in it
+    compile: bool  # torch.compile the model (first compile timed apart in train_speed.json)
     augment: AugmentConfig
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""DepthDataset, split_rows and mean_depth on small HDF5 files in the processed layout."""
+"""DepthDataset (loader and device paths), split_rows and mean_depth on small processed HDF5s."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DistributedSampler
 
 from pipeline.config import AugmentConfig
-from pipeline.data.dataset import DepthDataset, make_loader, mean_depth, split_rows
+from pipeline.data.augment import encode_depth
+from pipeline.data.dataset import DepthDataset, DeviceSplit, make_loader, mean_depth, split_rows
 
 HW = (48, 64)
 NEAR, FAR = 2.0, 4.0  # depth of the bright square and of the dark background
@@ -218,3 +220,32 @@ def test_mean_depth_ignores_missing_pixels(tmp_path: Path) -> None:
     assert mean_depth(path) == pytest.approx(depth[depth > 0].mean(dtype=np.float64), rel=1e-12)
     some = depth[[1, 3]]
     assert mean_depth(path, [1, 3]) == pytest.approx(some[some > 0].mean(dtype=np.float64))
+
+
+def test_device_batches_equal_loader_batches_bit_for_bit(tmp_path: Path) -> None:
+    """The device path (here on the CPU) augments whole batches, the loader a batch of one per
+    sample: the same (seed, epoch, image) gives the same bits, whatever the batch."""
+    paper = AugmentConfig(scale=(1.0, 1.5), rotation_deg=5.0, color=0.2, hflip=True)
+    ds = DepthDataset(random_file(tmp_path), [0, 2, 3, 5, 6, 7, 9], (40, 56), paper, seed=3)
+    sampler = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=3)
+    device = DeviceSplit(ds, torch.device("cpu"), sampler, 3)
+    loader = make_loader(ds, 3, False, 0, 3, drop_last=True, sampler=sampler)
+    for epoch in (0, 4):
+        sampler.set_epoch(epoch)
+        ds.set_epoch(epoch)
+        pairs = list(zip(device, loader, strict=True))
+        assert len(pairs) == 2
+        for on_device, from_loader in pairs:
+            torch.testing.assert_close(on_device, from_loader, rtol=0, atol=0)
+    assert device.rgb.dtype == torch.uint8 and device.depth.dtype == torch.uint16
+
+
+def test_depth_is_stored_in_millimetres_and_nan_survives(tmp_path: Path) -> None:
+    depth = np.array([0.0, 1.2344, 9.9996, 70.0, -1.0, np.nan, np.inf], np.float32)
+    mm = encode_depth(depth)
+    np.testing.assert_array_equal(mm, [0, 1234, 10000, 65534, 0, 65535, 65535])
+    rgb, stored = square_scene()
+    stored[0, 20:24, 28:32] = np.nan  # inside the square, which every crop keeps
+    path = write_h5(tmp_path / "nan.h5", rgb, stored)
+    sample = DepthDataset(path, [0], HW, PAPER, seed=0)[0]
+    assert sample["depth"].isnan().any()  # the training step's finite check still sees it

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -9,9 +14,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch.utils.data import DistributedSampler
 
 from pipeline.config import Params, parse_params
+from pipeline.data.dataset import split_rows
 from pipeline.io import md5sum
+from pipeline.model.loss import get_loss
 from pipeline.runtime import Runtime, resolve_precision, seed_everything
 from pipeline.train import LOG_COLUMNS, TrainingDiverged, TrainOutputs, run_key, train
 
@@ -46,9 +54,11 @@ def outputs(root: Path) -> TrainOutputs:
     )
 
 
-def run(params: Params, h5: Path, out: TrainOutputs, on_epoch=None) -> dict[str, float]:
+def run(
+    params: Params, h5: Path, out: TrainOutputs, on_epoch=None, rt: Runtime | None = None
+) -> dict[str, float]:
     seed_everything(params.train.seed, params.train.deterministic)
-    rt = Runtime(torch.device("cpu"), None, False)
+    rt = rt or Runtime(torch.device("cpu"), None, False)
     return train(params.model, params.train, h5, out, rt, on_epoch)
 
 
@@ -56,20 +66,24 @@ class Killed(Exception):
     pass
 
 
-def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
-    h5 = write_train_h5(tmp_path / "train.h5")
-    params = tiny_params()
-    straight = outputs(tmp_path / "straight")
+def straight_and_killed(tmp_path: Path, params: Params, h5: Path) -> tuple[TrainOutputs, ...]:
+    """An uninterrupted run's outputs, and those of one killed after its first epoch."""
+    straight, killed = outputs(tmp_path / "straight"), outputs(tmp_path / "killed")
     run(params, h5, straight)
-
-    resumed = outputs(tmp_path / "resumed")
 
     def kill_after_first_epoch(row: dict[str, float]) -> None:
         if row["epoch"] == 1:
             raise Killed
 
     with pytest.raises(Killed):
-        run(params, h5, resumed, kill_after_first_epoch)
+        run(params, h5, killed, kill_after_first_epoch)
+    return straight, killed
+
+
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    params = tiny_params()
+    straight, resumed = straight_and_killed(tmp_path, params, h5)
     assert not resumed.model.exists(), "outputs appear only when training finished"
     assert len(list(resumed.checkpoint_dir.glob("train-*.pt"))) == 1
     run(params, h5, resumed)
@@ -134,3 +148,127 @@ def test_auto_precision_uses_bf16_only_where_it_is_native(monkeypatch: pytest.Mo
         monkeypatch.setattr("pipeline.runtime.cpu_has_native_bf16", lambda native=native: native)
         dtype = torch.bfloat16 if native else None
         assert resolve_precision("auto", torch.device("cpu")) == (dtype, native)
+
+
+def step_of(params: Params, h5: Path, image: int, epoch: int = 0) -> int:
+    """The 0-based step of ``epoch`` whose batch holds ``image`` (the sampler's seeded order)."""
+    with h5py.File(h5, "r") as f:
+        n = len(f["index"])
+    rows, _ = split_rows(n, params.train.val_fraction, params.train.seed)
+    sampler = DistributedSampler(range(len(rows)), 1, 0, shuffle=True, seed=params.train.seed)
+    sampler.set_epoch(epoch)
+    return list(sampler).index(list(rows).index(image)) // params.train.batch_size
+
+
+@pytest.mark.parametrize("data_on", ["loader", "device"])
+@pytest.mark.parametrize("broken", ["nan depth", "no valid depth"])
+def test_bad_batch_is_reported_at_its_own_step_not_where_noticed(
+    tmp_path: Path, data_on: str, broken: str
+) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5", n=10)
+    params = tiny_params(batch_size=1, sync_every=100, data_on=data_on)
+    image = next(i for i in range(10) if 2 <= step_of(params, h5, i) < 8)  # not the first, last
+    with h5py.File(h5, "r+") as f:
+        f["depth"][image] = np.nan if broken == "nan depth" else 0.0
+    expected = "non-finite RGB or depth" if broken == "nan depth" else "loss is nan"
+    step = step_of(params, h5, image) + 1
+    with pytest.raises(TrainingDiverged, match=rf"epoch 1, step {step}: {expected}.*\[{image}\]"):
+        run(params, h5, outputs(tmp_path))
+
+
+def test_device_path_trains_the_same_weights_as_the_loader_path(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    models = []
+    for data_on in ("loader", "device"):
+        out = outputs(tmp_path / data_on)
+        run(tiny_params(data_on=data_on, epochs=1), h5, out)
+        models.append(md5sum(out.model))
+    assert models[0] == models[1]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_unreadable_checkpoint_is_deleted_and_training_starts_over(
+    tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    params = tiny_params()
+    straight, damaged = straight_and_killed(tmp_path, params, h5)
+    (ckpt,) = damaged.checkpoint_dir.glob("train-*.pt")
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x80garbage" * 99)
+    capsys.readouterr()
+    run(params, h5, damaged)
+    err = capsys.readouterr().err
+    assert f"warning: {ckpt}: unreadable checkpoint" in err and "starts over" in err
+    assert md5sum(damaged.model) == md5sum(straight.model)
+    assert list(damaged.checkpoint_dir.iterdir()) == []
+
+
+HOST_READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__")
+
+
+@contextmanager
+def host_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """A list that grows by one per device-to-host read: on CUDA each sync the sync debug mode
+    flags; on the CPU each call of a Tensor method that would be one on an accelerator."""
+    if not torch.cuda.is_available():
+        calls: list[object] = []
+        for name in HOST_READS:
+            original = getattr(torch.Tensor, name)
+
+            def counting(self, *args, _original=original, _name=name, **kwargs):
+                calls.append(_name)
+                return _original(self, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, counting)
+        yield calls
+        return
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def reads_per_step(monkeypatch: pytest.MonkeyPatch, params: Params, h5: Path) -> list[int]:
+    """Host reads after each training step, up to the next step's loss, over one epoch (on the
+    GPU where there is one, with the split held on it)."""
+    marks: list[int] = []
+    real = get_loss(params.train.loss)
+    with host_reads(monkeypatch) as reads:
+
+        def marking_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            marks.append(len(reads))
+            return real(pred, target)
+
+        monkeypatch.setattr("pipeline.train.get_loss", lambda name: marking_loss)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        run(params, h5, outputs(h5.parent), rt=Runtime(device, None, False))
+    return [after - before for before, after in itertools.pairwise(marks)]
+
+
+def test_the_step_loop_reads_from_the_device_only_every_sync_every_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5", n=10)  # 9 training images, 9 steps
+    params = tiny_params(batch_size=1, epochs=1, sync_every=4, val_fraction=0.1, data_on="auto")
+    reads = reads_per_step(monkeypatch, params, h5)
+    assert len(reads) == 8
+    # After the first step (timed apart: compile, autotuning) and after steps 4 and 8; the last
+    # step's read comes with the epoch's end (not counted: validation follows).
+    assert [i for i, n in enumerate(reads) if n] == [0, 3, 7]
+    assert max(reads) <= 3  # the first bad step, its kind, the running loss
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_its_first_step_is_timed_apart(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    out = outputs(tmp_path)
+    run(tiny_params(compile=True, epochs=1), h5, out)
+    speed = json.loads(out.speed_json.read_text())
+    assert speed["compile"] is True
+    assert speed["first_step_seconds"] > 1.0  # a compile takes seconds at least
+    assert speed["first_step_seconds"] < speed["train_seconds"]
+    assert out.model.is_file()
