@@ -41,6 +41,7 @@ from pipeline.io import atomic_write_json, md5sum, remove_stale_temps
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE = "mlflow.db"  # what a bare `mlflow ui` in the repo root shows
+LOCAL_UI = "http://127.0.0.1:5000"  # where it serves
 PROBE_TIMEOUT_S = 5  # connect/read timeout of the start-up check: fail in seconds, not minutes
 LIVE_RETRIES, LIVE_TIMEOUT_S = 2, 10  # per-epoch logging: a dead server stalls training briefly
 _BATCH = 100  # MLflow's limit of params or tags per log_batch request
@@ -64,6 +65,23 @@ def _repo_root() -> Path:
     """DVC sets ``DVC_ROOT`` to the workspace root for every stage, also for queued experiments
     that run in a temporary copy: their runs must land in the workspace's store, not the copy's."""
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def ui_url(base: str, exp_id: str) -> str:
+    """The MLflow UI's page of an experiment's training runs at server ``base``.
+
+    MLflow 3.17's UI opens an experiment on the page its GenAI / Model training switch names
+    (GenAI in a browser that never flipped it: the traces overview), whatever the experiment's
+    kind tag says; ``workflowType=machine_learning`` sets the switch for the link.
+    """
+    return f"{base.rstrip('/')}/#/experiments/{exp_id}?workflowType=machine_learning"
+
+
+def _ui_hint(exp_id: str) -> str:
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return ui_url(uri, exp_id)
+    return f"`mlflow ui` here, then {ui_url(LOCAL_UI, exp_id)}"
 
 
 def tracking_uri() -> str:
@@ -133,10 +151,10 @@ def connect() -> MlflowClient:
     """
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
     try:
-        # The first request creates a new SQLite store's tables: one process at a time.
+        # Opening a new SQLite store creates its tables: one process at a time.
         with store_lock(), _http_policy(0, PROBE_TIMEOUT_S):
+            client = MlflowClient(uri)
             client.search_experiments(max_results=1)
     except TrackingError:
         raise
@@ -376,7 +394,7 @@ def _open_run(
     for name, path in data_files.items():
         _log_dataset(client, run_id, name, path, data_md5[name])
     atomic_write_json(state_file, {"tracking_uri": uri, "run_id": run_id, "training_key": key})
-    log.info("MLflow: run %s (%s) at %s", run.info.run_name, run_id, uri)
+    log.info("MLflow: run %s (%s) at %s; UI: %s", run.info.run_name, run_id, uri, _ui_hint(exp_id))
     return TrainingRun(client, run_id)
 
 

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from filelock import FileLock
 from mlflow import MlflowClient
 
+from pipeline import tracking
 from pipeline.config import MlflowConfig
 from pipeline.io import md5sum
 from pipeline.tracking import (
     TrackingError,
+    connect,
     flatten,
     model_run,
     tracking_uri,
@@ -159,6 +162,22 @@ def test_a_resumed_training_continues_its_run_and_a_new_one_starts_another(
     with open_run() as retrained:  # the same params again (`dvc repro -f`): another training
         pass
     assert retrained.run_id != first.run_id
+
+
+def test_a_held_sqlite_store_lock_is_one_error_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process stuck while holding the local store's lock: the next one stops with the lock
+    file and the way out (delete it, or use a tracking server), not a hang."""
+    db = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    monkeypatch.setattr(tracking, "STORE_LOCK_TIMEOUT_S", 0.2)
+    with (
+        FileLock(f"{db}.lock"),
+        pytest.raises(TrackingError, match=r"mlflow\.db\.lock: .* use a tracking server"),
+    ):
+        connect()
+    assert not db.exists()  # nothing was opened
 
 
 def test_unreachable_server_fails_fast_naming_the_uri(
