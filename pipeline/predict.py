@@ -62,12 +62,34 @@ def find_images(inputs: list[Path]) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of any PNG/JPEG (greyscale, palette and alpha are converted)."""
+    """(H, W, 3) uint8 RGB of any PNG/JPEG (greyscale, palette and alpha are converted).
+
+    PIL refuses images of more than twice `Image.MAX_IMAGE_PIXELS` (a few KB of PNG can claim
+    gigabytes of pixels: a decompression bomb); that is bad input, and named as such.
+    """
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError:
+        raise ValueError(_too_many_pixels(path)) from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
+
+
+def _too_many_pixels(path: Path) -> str:
+    """The message for an image over PIL's limit, with the size its header claims."""
+    limit = 2 * Image.MAX_IMAGE_PIXELS  # PIL warns above MAX_IMAGE_PIXELS, refuses above twice
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # open reads the header only
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    return (
+        f"{path}: {w}x{h} = {w * h:,} pixels is over PIL's limit of {limit:,} pixels per image "
+        f"(its guard against decompression bombs): scale the image down (the network sees it "
+        f"at the training frame size anyway)"
+    )
 
 
 def _local_predictor(path: Path) -> tuple[Predictor, tuple[int, int] | None]:

@@ -1,11 +1,15 @@
 """The MLflow registry: an evaluated model becomes a version, promoted only on merit.
 
-The run that trained the model gets the reports and the test metrics of every protocol, then the
-model (pt2: loads without this repo's code) becomes a new version with alias `candidate`.
-`champion` moves only when the version beats the champion on the headline metric of the *same*
-test data (md5) and protocol: numbers from other data are not comparable, so they never
-displace it. A (model, test data, protocol) already registered registers nothing new (a run
-killed before setting that version's aliases gets them on the re-run).
+The registry must match the outputs on every store: `register` runs on each `dvc repro`
+(`always_changed` in dvc.yaml, since DVC cannot see a store) and first asks the store at
+MLFLOW_TRACKING_URI whether a version already holds this (model md5, test data md5, protocol).
+If so it changes nothing (it only sets aliases a killed run left unset) and costs seconds: this
+module imports no torch, and the model is not uploaded. If not (a fresh clone, a new server, a
+deleted version), the run that trained the model gets the reports and the test metrics of every
+protocol, and the model (pt2: loads without this repo's code) becomes a new version with alias
+`candidate` and a description of what it was trained and evaluated on. `champion` moves only
+when the version beats the champion on the headline metric of the *same* test data (md5) and
+protocol: numbers from other data are not comparable, so they never displace it.
 
 reports/registration.json holds the version, the decision and its reason, read back from the
 version's tags, and no run ids or times: re-running reproduces its bytes.
@@ -20,39 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
-import torch
-import torch.nn.functional as F
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
-from torch import nn
 
-from pipeline.config import parse_params
+from pipeline.config import Params, parse_params
 from pipeline.io import md5sum
-from pipeline.model.io import load_model
-from pipeline.tracking import model_run
+from pipeline.tracking import connect, model_run, store_lock
 
 HEADLINE = "rel"  # mean absolute relative error: the paper's first column; lower is better
 CANDIDATE, CHAMPION = "candidate", "champion"
 # Version tags: what a version was evaluated on, and what register decided for it.
 RECORD_TAGS = ("model_md5", "test_data_md5", "protocol", "metric", "value", "decision", "reason")
-
-
-class DepthAtInputSize(nn.Module):
-    """The served graph: (N, 3, H, W) float32 RGB in [0, 1] -> (N, H, W) depth in metres,
-    upsampled as `pipeline.inference.predict_depth` does, so REST answers match fcrn-predict."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        return F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+SAME_EVALUATION = ("model_md5", "test_data_md5", "protocol")  # one version per such triple
 
 
 def numeric_leaves(tree: Mapping[str, Any], prefix: str) -> dict[str, float]:
@@ -97,9 +82,8 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion 
 
 def _registered(client: MlflowClient, name: str, record: Mapping[str, str]) -> ModelVersion | None:
     """The version already holding this model with this evaluation, if any."""
-    same = ("model_md5", "test_data_md5", "protocol")
     for version in client.search_model_versions(f"name = '{name}'"):
-        if all(version.tags.get(k) == record[k] for k in same):
+        if all(version.tags.get(k) == record[k] for k in SAME_EVALUATION):
             return version
     return None
 
@@ -121,36 +105,27 @@ def _set_aliases(client: MlflowClient, name: str, version: ModelVersion) -> None
             client.set_registered_model_alias(name, alias, version.version)
 
 
-def _log_model(model_path: Path, input_hw: tuple[int, int]) -> str:
-    """Log the model (eval mode, pt2) into the active run; return its model URI."""
-    net = DepthAtInputSize(load_model(model_path)).eval()
-    # -1 marks the dims torch.export keeps dynamic; a batch of 2 keeps N dynamic (a size-1 dim
-    # is exported as fixed). A numpy example (a tensor drops the pyfunc flavour) of 64x80 keeps
-    # the version small; requirements are explicit, inferring them costs a subprocess.
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, -1, -1))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1))]),
+def describe_version(
+    params: Params, record: Mapping[str, str], metrics: Mapping[str, Any], commit: str | None
+) -> str:
+    """The version's description: what it was trained on and how, and what it was scored on."""
+    data, model, train = params.data, params.model, params.train
+    source = (
+        f"synthetic rooms (seed {data.synthetic.seed}, {data.synthetic.num_images} images)"
+        if data.source == "synthetic"
+        else "NYU Depth v2 labeled set"
     )
-    example = np.random.default_rng(0).random((2, 3, 64, 80), dtype=np.float32)
-    requirements = [
-        f"torch=={torch.__version__.split('+')[0]}",
-        f"numpy=={np.__version__}",
-        f"mlflow=={mlflow.__version__}",
-    ]
-    info = mlflow.pytorch.log_model(
-        net,
-        name="model",
-        signature=signature,
-        input_example=example,
-        pip_requirements=requirements,
-        serialization_format="pt2",
-        metadata={
-            "input": "float32 RGB in [0, 1], N x 3 x H x W",
-            "output": "depth in metres, N x H x W",
-            "input_hw": list(input_hw),  # the training frame size: resize inputs to it first
-        },
+    h, w = data.preprocess.resize_hw
+    headline = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("rel", "rms", "delta1") if k in metrics)
+    return (
+        f"FCRN ({model.decoder} decoder{', fast' if model.fast else ''}, encoder weights "
+        f"{model.encoder_weights}) trained on {source}, train split at {h}x{w}, "
+        f"{train.epochs} epochs of {train.optimizer} (lr {train.lr:g}, batch {train.batch_size}, "
+        f"{train.loss} loss)" + (f" at commit {commit[:12]}" if commit else "") + ". "
+        f"Evaluated on the test split (md5 {record['test_data_md5']}, "
+        f"{metrics.get('num_test_images', '?')} images), protocol {record['protocol']}: "
+        f"{headline}. Model file md5 {record['model_md5']}."
     )
-    return info.model_uri
 
 
 def _register(
@@ -159,10 +134,11 @@ def _register(
     reports: list[Path],
     metrics: Mapping[str, Any],
     record: Mapping[str, str],
-    input_hw: tuple[int, int],
-    name: str,
+    params: Params,
 ) -> ModelVersion:
     """Log reports, test metrics and the model into the run; register it with its decision."""
+    from pipeline.served_model import log_model  # torch: only when there is a version to make
+
     client = MlflowClient()
     now = int(time.time() * 1000)
     test = [Metric(k, v, now, 0) for k, v in numeric_leaves(metrics, "test_").items()]
@@ -170,11 +146,21 @@ def _register(
     for path in reports:
         client.log_artifact(run_id, str(path), "reports")
     with mlflow.start_run(run_id=run_id):
-        model_uri = _log_model(model_path, input_hw)
-    promote, reason = decide(record, _alias_version(client, name, CHAMPION))
-    tags = {**record, "decision": CHAMPION if promote else CANDIDATE, "reason": reason}
-    version = mlflow.register_model(model_uri, name, tags=tags).version
-    return client.get_model_version(name, version)
+        model_uri = log_model(model_path, params.data.preprocess.resize_hw)
+    name = params.mlflow.registered_model
+    commit = client.get_run(run_id).data.tags.get("mlflow.source.git.commit")
+    # The decision must see every version registered before this one (parallel experiments).
+    with store_lock():
+        promote, reason = decide(record, _alias_version(client, name, CHAMPION))
+        tags = {**record, "decision": CHAMPION if promote else CANDIDATE, "reason": reason}
+        if commit:
+            tags["git_commit"] = commit
+        version = mlflow.register_model(model_uri, name, tags=tags).version
+        description = describe_version(params, record, metrics, commit)
+        client.update_model_version(name, version, description=description)
+        registered = client.get_model_version(name, version)
+        _set_aliases(client, name, registered)
+    return registered
 
 
 def register(
@@ -187,8 +173,8 @@ def register(
     artifacts: list[Path],
     params_raw: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Register ``model`` (unless this model and evaluation already are); return the record
-    that goes to reports/registration.json."""
+    """Register ``model`` unless the store already has this model and evaluation; return the
+    record that goes to reports/registration.json."""
     for path in [model, metrics_path, train_log, test_h5, *artifacts]:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing (run `dvc repro` to make it)")
@@ -204,15 +190,18 @@ def register(
         "metric": HEADLINE,
         "value": repr(float(metrics[HEADLINE])),
     }
-    cfg = params.mlflow
-    with model_run(params_raw, cfg, run_state, {"train": train_h5}, train_log) as run:
-        version = _registered(run.client, name, record)
-        if version is not None:
-            print(f"{name} v{version.version} already holds this model and evaluation")
-        else:
-            input_hw = params.data.preprocess.resize_hw
-            reports = [metrics_path, *artifacts]
-            version = _register(run.run_id, model, reports, metrics, record, input_hw, name)
-        _set_aliases(run.client, name, version)
+    client = connect()
+    version = _registered(client, name, record)
+    if version is not None:
+        print(f"{name} v{version.version} at {mlflow.get_tracking_uri()} already holds this model")
+        if not version.description:  # a register killed before it was written
+            commit = version.tags.get("git_commit")
+            description = describe_version(params, record, metrics, commit)
+            client.update_model_version(name, version.version, description=description)
+        _set_aliases(client, name, version)
+    else:
+        reports = [metrics_path, *artifacts]
+        with model_run(params_raw, params.mlflow, run_state, {"train": train_h5}, train_log) as run:
+            version = _register(run.run_id, model, reports, metrics, record, params)
     result = {"registered_model": name, "version": int(version.version)}
     return result | {k: version.tags.get(k) for k in RECORD_TAGS}

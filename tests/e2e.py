@@ -82,7 +82,7 @@ def make_project(root: Path, changes: dict[str, object]) -> Path:
             shutil.copy2(src, dst)
     set_params(root / "params.yaml", changes)
     (root / ".gitignore").write_text(
-        "/data/\n/models/\n/checkpoints/\nmlflow.db\nmlruns/\n__pycache__/\n"
+        "/data/\n/models/\n/checkpoints/\nmlflow.db\nmlflow.db.lock\nmlruns/\n__pycache__/\n"
     )
     run(["git", "init", "-q"], root)
     run(["git", "config", "user.email", "ci@example.invalid"], root)

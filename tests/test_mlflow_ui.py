@@ -1,24 +1,27 @@
 """What users do: two `dvc exp run -S` experiments of the real pipeline (tiny config, through
 the `train` stage), then the MLflow UI in a real browser.
 
-Headless Chromium (Debian's `chromium`, installed by .ci/run) renders the UI's runs page from the
-test server; the rendered DOM must name both runs.
+Headless Chromium (Debian's `chromium`, installed by .ci/run) renders the experiment's page from
+the test server as `pipeline.tracking.ui_url` links it: the rendered DOM must list both training
+runs with their Source, and none of the GenAI overview. (MLflow 3.17's UI picks that page by its
+GenAI / Model training switch, GenAI in a new browser, not by the experiment's kind tag: the
+link's `workflowType=machine_learning` sets the switch.)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import pytest
 from e2e import TINY, make_project, run
 from mlflow import MlflowClient
+
+from pipeline.tracking import ui_url
 
 if TYPE_CHECKING:
     from conftest import MlflowServer
@@ -75,18 +78,22 @@ def test_two_dvc_experiments_show_as_two_runs_in_the_mlflow_ui(
         steps = [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")]
         assert sorted(steps) == [1, 2]
 
-    runs_page = f"{mlflow_server.url}/#/experiments/{exp_id}/runs"
-    dom = _browse(runs_page, tmp_path / "profile", "--dump-dom").stdout
-    for name in EXPERIMENTS:
-        assert name in dom, f"{name} not in the rendered runs page"
+    experiment_tags = client.get_experiment(exp_id).tags
+    assert experiment_tags["mlflow.experimentKind"] == "custom_model_development"
+    assert {r.data.tags["mlflow.source.name"] for r in runs} == {"stages/train.py"}
 
-    ids = json.dumps([r.info.run_id for r in runs])
-    compare = (
-        f"{mlflow_server.url}/#/compare-runs?runs={quote(ids)}"
-        f"&experiments={quote(json.dumps([exp_id]))}"
-    )
+    page = ui_url(mlflow_server.url, exp_id)
+    assert page == f"{mlflow_server.url}/#/experiments/{exp_id}?workflowType=machine_learning"
+    window = "--window-size=1600,1000"  # the runs table renders only the columns in view
+    dom = _browse(page, tmp_path / "profile", window, "--dump-dom").stdout
+    for name in EXPERIMENTS:
+        assert name in dom, f"{name} not in the rendered experiment page"
+    assert "train.py" in dom  # the Source column
+    for genai in ("Token Usage", "Tokens per Trace", "Latency"):  # the GenAI overview's panels
+        assert genai not in dom, f"the GenAI overview rendered ({genai!r})"
+
     shot = tmp_path / "mlflow-runs.png"
-    _browse(compare, tmp_path / "profile", "--window-size=1600,1000", f"--screenshot={shot}")
+    _browse(page, tmp_path / "profile", window, f"--screenshot={shot}")
     assert shot.stat().st_size > 10_000
     if os.environ.get("FCRN_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)

@@ -99,6 +99,7 @@ def test_writes_16bit_millimetres_and_colour_at_each_input_size(
     ("case", "expected"),
     [
         ("unreadable", "broken.png: not a readable image"),
+        ("bomb", "bomb.png: 20000x12000 = 240,000,000 pixels is over PIL's limit of 178,956,970"),
         ("no_model", "missing.pt: no model file"),
         ("no_input", "nowhere: no such image or folder"),
         ("dead_server", "http://127.0.0.1:"),
@@ -117,6 +118,9 @@ def test_errors_are_one_line(
     model = str(project.model)
     if case == "unreadable":
         pass
+    elif case == "bomb":  # a 29 KB PNG of 20000x12000 1-bit pixels: PIL refuses to decode it
+        image = tmp_path / "bomb.png"
+        Image.new("1", (20000, 12000)).save(image)
     elif case == "no_model":
         model = str(tmp_path / "missing.pt")
     elif case == "no_input":

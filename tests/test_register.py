@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,14 @@ def test_registry_promotes_only_a_better_model_on_the_same_data(
     assert _aliases(client, name) == {"candidate": "1", "champion": "1"}
     version = client.get_model_version(name, "1")
     assert version.run_id == run.run_id
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project.root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert version.tags["git_commit"] == head
+    # The description says what it was trained and evaluated on.
+    for part in ("trained on synthetic rooms (seed 0", "train split at 48x64", "protocol laina"):
+        assert part in version.description, version.description
+    assert first["test_data_md5"] in version.description
     logged = client.get_run(run.run_id).data
     for protocol in ("laina", "eigen", "crop"):
         assert logged.metrics[f"test_{protocol}_rel"] == 0.2
@@ -65,12 +74,15 @@ def test_registry_promotes_only_a_better_model_on_the_same_data(
     reports = ("metrics.json", "predictions.png", "train_curves.png", "validation.json")
     assert artifacts == {f"reports/{f}" for f in (*reports, "validation.html")}
 
-    # The same model and evaluation again: nothing new, the same bytes.
+    # The same model and evaluation again (what every `dvc repro` runs): nothing new, nothing
+    # touched (not even the run), the same bytes.
     registration = project.reports / "registration.json"
     before = registration.read_bytes()
+    run_before = client.get_run(run.run_id).info
     assert project.register()["version"] == 1
     assert registration.read_bytes() == before
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
+    assert client.get_run(run.run_id).info == run_before
 
     # A worse model: a candidate, the champion stays. Training not tracked (no side file):
     # register records a run of its own.
@@ -117,3 +129,10 @@ def test_registry_promotes_only_a_better_model_on_the_same_data(
     project.write_test_data("test split")
     assert project.register()["version"] == 1
     assert _aliases(client, name) == {"candidate": "4", "champion": "3"}
+
+    # A version deleted in the UI: the next register makes a new one for that model.
+    client.delete_model_version(name, "1")
+    again = project.register()
+    assert (again["version"], again["decision"]) == (5, "candidate")
+    assert again["reason"] == "rel 0.2 >= champion v3's 0.15"
+    assert _aliases(client, name) == {"candidate": "5", "champion": "3"}

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from filelock import FileLock
 from mlflow import MlflowClient
 
+from pipeline import tracking
 from pipeline.config import MlflowConfig
 from pipeline.io import md5sum
 from pipeline.tracking import (
     TrackingError,
+    connect,
     flatten,
     model_run,
     tracking_uri,
@@ -113,6 +116,8 @@ def test_training_run_records_params_epochs_lineage_and_data(
 
     client = MlflowClient(mlflow_env["MLFLOW_TRACKING_URI"])
     got = client.get_run(run.run_id)
+    experiment = client.get_experiment(got.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert got.info.run_name == "lr-3e-4"
     assert got.info.status == "FINISHED"
     assert got.data.params["train.lr"] == "0.0003"
@@ -123,6 +128,7 @@ def test_training_run_records_params_epochs_lineage_and_data(
     tags = got.data.tags
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
     assert tags["mlflow.source.git.commit"] == head.stdout.strip()
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]  # the Source column
     assert tags["git.dirty"] == "False"
     assert tags["dvc.exp_name"] == "lr-3e-4"
     assert tags["dvc.lock.data/processed/train.h5"] == "ab"
@@ -156,6 +162,22 @@ def test_a_resumed_training_continues_its_run_and_a_new_one_starts_another(
     with open_run() as retrained:  # the same params again (`dvc repro -f`): another training
         pass
     assert retrained.run_id != first.run_id
+
+
+def test_a_held_sqlite_store_lock_is_one_error_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process stuck while holding the local store's lock: the next one stops with the lock
+    file and the way out (delete it, or use a tracking server), not a hang."""
+    db = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    monkeypatch.setattr(tracking, "STORE_LOCK_TIMEOUT_S", 0.2)
+    with (
+        FileLock(f"{db}.lock"),
+        pytest.raises(TrackingError, match=r"mlflow\.db\.lock: .* use a tracking server"),
+    ):
+        connect()
+    assert not db.exists()  # nothing was opened
 
 
 def test_unreachable_server_fails_fast_naming_the_uri(
@@ -209,3 +231,46 @@ def test_a_server_outage_costs_live_charts_only(
     client = MlflowClient(server.url)
     assert _steps(client, run.run_id, "train_loss") == [1, 2, 3]
     assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_workspace_run_is_named_after_its_commit_and_records_system_metrics(
+    tiny_project: Callable[[str], TinyProject],
+    mlflow_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`dvc repro` (no DVC experiment) names the run branch@commit, -dirty with changed code;
+    an experiment made untagged gets the UI's training kind; MLflow's system metrics are
+    sampled at the interval its environment variables set."""
+    project = tiny_project("workspace")
+    monkeypatch.chdir(project.root)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    client = MlflowClient(mlflow_env["MLFLOW_TRACKING_URI"])
+    exp_id = client.create_experiment(project.experiment)  # as an older pipeline made it
+    assert "mlflow.experimentKind" not in client.get_experiment(exp_id).tags
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=project.root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    label = f"{git('symbolic-ref', '--short', 'HEAD')}@{git('rev-parse', '--short=7', 'HEAD')}"
+    (project.reports / "train_log.csv").unlink()  # DVC deletes outputs first: not "dirty"
+    with _open(project)() as clean:
+        time.sleep(1.5)
+    (project.root / "params.yaml").write_text("# an edit: dvc exp run -S does the same\n")
+    with _open(project)() as still_clean:
+        pass
+    (project.root / "code.py").write_text("x = 1\n")
+    git("add", "code.py")  # a tracked code change
+    with _open(project)() as dirty:
+        pass
+
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    names = [client.get_run(r.run_id).info.run_name for r in (clean, still_clean, dirty)]
+    assert names == [label, label, f"{label}-dirty"]
+    cpu = client.get_metric_history(clean.run_id, "system/cpu_utilization_percentage")
+    assert len(cpu) >= 2, cpu  # 1.5 s at 0.2 s per sample, logged each sample
+    assert client.get_metric_history(clean.run_id, "system/system_memory_usage_megabytes")

@@ -1,0 +1,63 @@
+"""Two queued experiments trained at once (`dvc queue start -j 2`) on the default SQLite store:
+both tracked and registered, nothing lost, no `database is locked`."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from e2e import TINY, env, make_project, run
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENTS = {"lr-small": 0.0001, "lr-large": 0.001}
+
+
+def test_two_parallel_queued_experiments_are_tracked_and_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: mlflow.db
+    root = make_project(tmp_path / "project", TINY)
+    # The data stages once, committed: each queued copy then checks them out of the cache.
+    run(["dvc", "repro", "validate"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "data"], root)
+    for name, lr in EXPERIMENTS.items():
+        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.lr={lr}"], root)
+    # The workers it starts in the background keep its stdout: do not wait for that to close.
+    subprocess.run(
+        ["dvc", "queue", "start", "-j", "2"],
+        cwd=root, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 1200
+    while True:
+        status = run(["dvc", "queue", "status"], root).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    run(["dvc", "queue", "stop"], root)  # the idle workers
+    logs = {name: run(["dvc", "queue", "logs", name], root).stdout for name in EXPERIMENTS}
+    assert status.count("Success") == 2, f"{status}\n{logs}"
+    for log in logs.values():
+        assert "database is locked" not in log
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("fcrn-nyu")
+    runs = client.search_runs([experiment.experiment_id])
+    assert {r.info.run_name: r.data.params["train.lr"] for r in runs} == {
+        name: str(lr) for name, lr in EXPERIMENTS.items()
+    }
+    for r in runs:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")]
+        assert sorted(steps) == [1, 2], r.info.run_name  # every epoch of both, live
+        assert "test_rel" in r.data.metrics  # and evaluated into the same run
+    versions = client.search_model_versions("name = 'fcrn-nyu'")
+    assert sorted(v.run_id for v in versions) == sorted(r.info.run_id for r in runs)
+    # One champion decision after the other: the second saw the first.
+    decisions = sorted(versions, key=lambda v: int(v.version))
+    assert decisions[0].tags["reason"] == "no champion yet"
+    assert "champion v1" in decisions[1].tags["reason"]
