@@ -1,16 +1,35 @@
 """NYU Depth v2 raw frames, processed exactly as the dataset's MATLAB toolbox does.
 
-One module per toolbox step, each usable and tested on its own: :mod:`~.camera`
-(``camera_params.m``), :mod:`~.netpbm` (reading ``d-*.pgm`` / ``r-*.ppm`` with the toolbox's byte
-order), :mod:`~.sync` (``get_synched_frames.m``), :mod:`~.undistort` (``undistort.m``,
-``undistort_depth.m``, ``apply_distortion.m``), :mod:`~.disparity` (``depth_rel2depth_abs.m``),
-:mod:`~.geometry` (``depth_plane2depth_world.m``, ``depth_world2rgb_world.m``,
-``rgb_world2rgb_plane.m``) and :mod:`~.project` (``project_depth_map.m``). docs/design.md lists
-every toolbox behaviour kept, with the file it comes from.
+One module per toolbox step, each usable and tested on its own:
+
+- :mod:`~.camera`: ``camera_params.m``;
+- :mod:`~.netpbm`: ``d-*.pgm`` / ``r-*.ppm`` frames, with the toolbox's byte order;
+- :mod:`~.accel`: ``a-*.dump`` frames (``get_accel_data``);
+- :mod:`~.sync`: ``get_synched_frames.m``;
+- :mod:`~.undistort`: ``undistort.m``, ``undistort_depth.m``, ``apply_distortion.m``;
+- :mod:`~.disparity`: ``depth_rel2depth_abs.m``;
+- :mod:`~.geometry`: ``depth_plane2depth_world.m``, ``depth_world2rgb_world.m``,
+  ``rgb_world2rgb_plane.m``;
+- :mod:`~.project`: ``project_depth_map.m``.
+
+docs/design.md lists every toolbox behaviour kept, with the file it comes from. The writers
+(``write_pgm``, ``write_ppm``, ``write_accel``, ``frame_name``) produce the recorder's layout for
+synthetic scenes.
 """
 
-from pipeline.data.raw.netpbm import read_pgm, read_ppm
+from pipeline.data.raw.accel import read_accel, write_accel
+from pipeline.data.raw.netpbm import read_pgm, read_ppm, write_pgm, write_ppm
 from pipeline.data.raw.project import project_depth
-from pipeline.data.raw.sync import synced_frames
+from pipeline.data.raw.sync import frame_name, synced_frames
 
-__all__ = ["project_depth", "read_pgm", "read_ppm", "synced_frames"]
+__all__ = [
+    "frame_name",
+    "project_depth",
+    "read_accel",
+    "read_pgm",
+    "read_ppm",
+    "synced_frames",
+    "write_accel",
+    "write_pgm",
+    "write_ppm",
+]

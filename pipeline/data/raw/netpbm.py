@@ -7,6 +7,7 @@ a depth frame with ``swapbytes(imread(...))``. Reading the payload as ``'<u2'`` 
 in one step. The header is parsed here (no image library) because a library that follows the
 format would decode the bytes big-endian and may rescale samples by ``maxval``; both would
 silently change every disparity. Every malformed file raises :class:`NYUFormatError` naming it.
+The writers produce the same bytes as the recorder (for synthetic raw scenes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.nyu import NYUFormatError
+from pipeline.io import atomic_path
 
 _WHITESPACE = b" \t\n\r\v\f"
 
@@ -84,3 +86,27 @@ def read_ppm(path: str | os.PathLike[str]) -> np.ndarray:
         raise NYUFormatError(f"{path}: 16-bit PPM (maxval {maxval}); Kinect RGB is 8-bit")
     raster = _payload(data, path, offset, width * height * 3)
     return np.frombuffer(raster, dtype=np.uint8).reshape(height, width, 3).copy()
+
+
+def write_pgm(path: str | os.PathLike[str], disparity: np.ndarray) -> None:
+    """Write a depth frame as the recorder did: ``P5 W H 65535`` and a little-endian payload."""
+    frame = np.asarray(disparity)
+    if frame.ndim != 2 or frame.dtype != np.uint16:
+        raise ValueError(
+            f"{path}: a depth frame is a 2-D uint16 array, got {frame.dtype} {frame.shape}"
+        )
+    header = f"P5 {frame.shape[1]} {frame.shape[0]} 65535\n".encode()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(header + frame.astype("<u2").tobytes())
+
+
+def write_ppm(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
+    """Write an RGB frame as the recorder did: ``P6 W H 255`` and the RGB bytes row by row."""
+    frame = np.asarray(rgb)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(
+            f"{path}: an RGB frame is an (H, W, 3) uint8 array, got {frame.dtype} {frame.shape}"
+        )
+    header = f"P6 {frame.shape[1]} {frame.shape[0]} 255\n".encode()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(header + np.ascontiguousarray(frame).tobytes())

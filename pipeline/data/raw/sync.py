@@ -31,6 +31,14 @@ from pipeline.data.nyu import NYUFormatError
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+_EXTENSIONS = {"d": "pgm", "r": "ppm", "a": "dump"}
+
+
+def frame_name(kind: str, seconds: float, counter: int) -> str:
+    """The recorder's file name for a frame: ``<d|r|a>-<seconds, %f>-<Kinect counter>.<ext>``."""
+    return f"{kind}-{seconds:f}-{counter}.{_EXTENSIONS[kind]}"
+
+
 def frame_time(name: str) -> float:
     """The toolbox's timestamp of a raw file name: the first number after the ``x-`` prefix."""
     first = name[2:].split("-", 1)[0]
