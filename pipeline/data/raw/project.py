@@ -12,9 +12,9 @@ Step by step, as the toolbox does it:
    projection with the RGB intrinsics, MATLAB ``round``;
 6. keep ``0 < x < W`` and ``0 < y < H`` (1-based, so the last column and row are never
    written);
-7. z-buffer: points sorted by depth, far first (MATLAB's stable ``sort`` of ``-depth``) and
-   written one after the other, so the nearest point on each pixel stays; the value written is
-   the *depth camera's* z, not the RGB camera's;
+7. z-buffer: points sorted by depth, far first, and written one after the other, so the
+   nearest point on each pixel stays (:func:`zbuffer` computes that minimum directly); the value
+   is the *depth camera's* z, not the RGB camera's;
 8. clamp to ``[0, 10]`` m and NaN -> 0. Holes stay 0: no filling.
 """
 
@@ -42,19 +42,19 @@ def matlab_round(x: np.ndarray) -> np.ndarray:
 
 
 def zbuffer(x: np.ndarray, y: np.ndarray, depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Write ``depth`` at 1-based ``(x, y)`` far first, near last; 0 where nothing lands.
+    """Each 1-based pixel ``(x, y)`` gets the nearest ``depth`` that lands on it; 0 where none does.
 
-    Among equal depths the later point is written last, as after the toolbox's stable sort and
-    loop (equal depths write equal values, so this order never shows in the result).
+    The toolbox sorts the points far first and writes them one after the other, so the last,
+    nearest write stays: the minimum per pixel, which is what this computes, without the sort
+    (equal depths write equal values, and a NaN, written last by MATLAB's sort, propagates
+    through ``np.minimum`` to the same NaN).
     """
-    order = np.argsort(-depth, kind="stable")
-    target = ((y.astype(np.int64) - 1) * shape[1] + (x.astype(np.int64) - 1))[order]
-    values = depth[order]
-    # The last write to each pixel wins: the first occurrence in the reversed sequence.
-    _, first_reversed = np.unique(target[::-1], return_index=True)
-    last = target.size - 1 - first_reversed
-    out = np.zeros(shape[0] * shape[1], dtype=np.float64)
-    out[target[last]] = values[last]
+    target = (y.astype(np.int64) - 1) * shape[1] + (x.astype(np.int64) - 1)
+    out = np.full(shape[0] * shape[1], np.inf)
+    np.minimum.at(out, target, depth)
+    hit = np.zeros(out.size, dtype=bool)
+    hit[target] = True
+    out[~hit] = 0
     return out.reshape(shape)
 
 
