@@ -10,8 +10,8 @@ the frame keeps the fill value: 255 in ``undistort.m``; 0 in ``undistort_depth.m
 remaining weights, and gives 0 where none is left, so invalid disparities never blend into valid
 ones.
 
-OpenCV's ``cv2.undistort`` uses the same distortion model but not the same sampling: its bilinear
-``remap`` quantises the weights to 1/32 pixel, blends partly outside pixels with the border value,
+OpenCV's ``cv2.undistort`` uses the same distortion model but not the same sampling (fixed-point
+maps with 1/32-pixel weights: most 8-bit pixels come out a few levels different), fills with 0,
 and has no masked variant. So this is numpy, in double precision like the toolbox.
 """
 
