@@ -25,6 +25,19 @@ def test_zbuffer_nearer_point_wins_whatever_the_order():
         assert np.count_nonzero(out) == 1
 
 
+def test_zbuffer_equals_the_toolbox_loop():
+    # The toolbox's way, literally: sort by depth descending (stable), write one by one. Many
+    # collisions and exact ties (depths on a 0.5 m grid).
+    rng = np.random.default_rng(4)
+    x, y = rng.integers(1, 6, 2000).astype(float), rng.integers(1, 4, 2000).astype(float)
+    depth = rng.integers(1, 20, 2000) / 2
+    expected = np.zeros((4, 6))
+    for i in np.argsort(-depth, kind="stable"):
+        expected[int(y[i]) - 1, int(x[i]) - 1] = depth[i]
+    np.testing.assert_array_equal(zbuffer(x, y, depth, (4, 6)), expected)
+    assert not expected[3].any() and not expected[:, 5].any()  # untouched pixels stay 0
+
+
 def test_nearer_surface_wins_where_two_overlap_in_the_rgb_image():
     # Left half far (disparity 1000, 3.80 m), right half near (700, 0.895 m): seen from the RGB
     # camera, 2.5 cm to the side, the near half's edge covers some of the far half's pixels.
