@@ -1,4 +1,4 @@
-"""Read the raw dataset's Kinect frames: ``d-*.pgm`` disparity and ``r-*.ppm`` RGB.
+"""Read and write the raw dataset's Kinect frames: ``d-*.pgm`` disparity and ``r-*.ppm`` RGB.
 
 The recorder wrote each frame as a Netpbm header (``P5 640 480 65535`` or ``P6 640 480 255``)
 followed by the sensor's buffer as it was in memory. For depth that buffer is little-endian
