@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.data.raw import camera, project_depth
-from pipeline.data.raw.project import matlab_round, zbuffer
+from pipeline.data.raw.project import in_frame, matlab_round, zbuffer
 from pipeline.data.raw.undistort import undistort
 
 RGB_ZEROS = np.zeros((480, 640, 3), dtype=np.uint8)
@@ -15,6 +15,12 @@ RGB_ZEROS = np.zeros((480, 640, 3), dtype=np.uint8)
 def test_matlab_round_goes_half_away_from_zero():
     x = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 2.4999999999999996, 0.49999999999999994])
     assert matlab_round(x).tolist() == [1.0, 2.0, 3.0, -1.0, -3.0, 2.0, 0.0]
+
+
+def test_bounds_leave_out_the_last_column_and_row():
+    x = np.array([0.0, 1.0, 639.0, 640.0, 5.0, 5.0, 5.0, 5.0])
+    y = np.array([5.0, 5.0, 5.0, 5.0, 0.0, 1.0, 479.0, 480.0])
+    assert in_frame(x, y).tolist() == [False, True, True, False, False, True, True, False]
 
 
 def test_zbuffer_nearer_point_wins_whatever_the_order():

@@ -41,6 +41,14 @@ def matlab_round(x: np.ndarray) -> np.ndarray:
     return np.copysign(whole + (a - whole >= 0.5), x)
 
 
+def in_frame(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The toolbox's bounds test on rounded 1-based positions: ``0 < x < W`` and ``0 < y < H``.
+
+    Strict on both sides, so column ``W`` and row ``H`` (the last ones) are never written.
+    """
+    return (x > 0) & (x < WIDTH) & (y > 0) & (y < HEIGHT)
+
+
 def zbuffer(x: np.ndarray, y: np.ndarray, depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Each 1-based pixel ``(x, y)`` gets the nearest ``depth`` that lands on it; 0 where none does.
 
@@ -83,7 +91,7 @@ def project_depth(disparity: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, n
     with np.errstate(divide="ignore", invalid="ignore"):
         x, y = rgb_world2rgb_plane(points)
     x, y = matlab_round(x), matlab_round(y)
-    inside = (x > 0) & (x < WIDTH) & (y > 0) & (y < HEIGHT)
+    inside = in_frame(x, y)
     z = depth.ravel(order="F")  # the depth camera's z, in the points' order
     out = zbuffer(x[inside], y[inside], z[inside], (HEIGHT, WIDTH))
 
