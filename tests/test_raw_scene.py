@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from pipeline.data.raw import camera, project_depth
 from pipeline.data.raw.disparity import depth_abs2depth_rel
-from pipeline.data.raw.undistort import apply_distortion
+from pipeline.data.raw.undistort import apply_distortion, undistort_points
 
 # In the depth camera's frame (x right, y down, z forward, metres): a wall z = 1.5 + 0.3 x
 # - 0.2 y, and a panel at z = 0.95 over x in [-0.35, 0.15], y in [-0.25, 0.2].
@@ -31,17 +31,6 @@ def _intersect(origin: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, n
     return np.where(hit_panel, s_panel, s_wall), hit_panel
 
 
-def _undistort_points(xd: np.ndarray, yd: np.ndarray, k) -> tuple[np.ndarray, np.ndarray]:
-    """Invert apply_distortion by fixed-point iteration (the Kinect's distortion is mild)."""
-    x, y = xd.copy(), yd.copy()
-    for _ in range(50):
-        fx, fy = apply_distortion(x, y, k)
-        x, y = x - (fx - xd), y - (fy - yd)
-    fx, fy = apply_distortion(x, y, k)
-    assert max(np.abs(fx - xd).max(), np.abs(fy - yd).max()) < 1e-12
-    return x, y
-
-
 def _render_kinect_disparity() -> np.ndarray:
     """The raw frame: what the depth sensor at distorted pixel (u, v) sees, as uint16 disparity.
 
@@ -52,7 +41,10 @@ def _render_kinect_disparity() -> np.ndarray:
     """
     d = camera.DEPTH
     v, u = np.mgrid[0:480, 0:640].astype(np.float64)
-    x, y = _undistort_points((u - d.cx) / d.fx, (v - d.cy) / d.fy, d.k)
+    xd, yd = (u - d.cx) / d.fx, (v - d.cy) / d.fy
+    x, y = undistort_points(xd, yd, d.k)
+    fx, fy = apply_distortion(x, y, d.k)
+    assert max(np.abs(fx - xd).max(), np.abs(fy - yd).max()) < 1e-12
     rays = np.stack([x + 1 / d.fx, y + 1 / d.fy, np.ones_like(x)])
     z, _ = _intersect(np.zeros(3), rays)  # the ray's z component is 1: s is the depth
     return np.round(depth_abs2depth_rel(z)).astype(np.uint16)

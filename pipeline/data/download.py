@@ -69,7 +69,7 @@ def partial_path(dest: str | os.PathLike[str]) -> Path:
 def fetch(
     url: str,
     dest: str | os.PathLike[str],
-    md5: str,
+    md5: str | None,
     *,
     retries: int = 5,
     timeout: float = 30.0,
@@ -86,14 +86,17 @@ def fetch(
     An existing ``dest`` with the wrong MD5 raises :class:`ChecksumError` and is left alone: it
     may be a copy the user placed by hand, and overwriting or moving aside gigabytes of their
     file without asking would be a surprise; the message tells them to delete or replace it.
+    ``md5=None`` (a file the server publishes no checksum for) skips both checks.
 
     The progress bar (tqdm, to stderr) is shown only when stderr is a terminal, so logs of
     non-interactive runs stay clean.
     """
-    expected = md5.strip().lower()
-    if not _MD5_RE.fullmatch(expected):
+    expected = None if md5 is None else md5.strip().lower()
+    if expected is not None and not _MD5_RE.fullmatch(expected):
         raise ValueError(f"expected MD5 for {url} must be 32 hex digits, got {md5!r}")
     dest = Path(dest).absolute()
+    if dest.exists() and expected is None:
+        return dest
     if dest.exists():
         actual = md5sum(dest)
         if actual == expected:
@@ -106,7 +109,7 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(dest)
     _download(url, part, dest, expected, retries, timeout, backoff, chunk_size)
-    actual = md5sum(part)
+    actual = md5sum(part) if expected else None
     if actual != expected:
         part.unlink()
         raise ChecksumError(
@@ -123,7 +126,7 @@ def _download(
     url: str,
     part: Path,
     dest: Path,
-    md5: str,
+    md5: str | None,
     retries: int,
     timeout: float,
     backoff: float,
@@ -148,7 +151,8 @@ def _download(
                 raise DownloadError(
                     f"could not download {url} ({reason}; gave up after {retries + 1} attempts "
                     f"without progress). If this machine is offline or the host is down, get "
-                    f"the file by other means and place it at {dest} (expected MD5 {md5}); the "
+                    f"the file by other means and place it at {dest}"
+                    f"{f' (expected MD5 {md5})' if md5 else ''}; the "
                     "next run verifies it and uses it without downloading."
                 )
             delay = min(backoff * 2 ** max(failures - 1, 0), _MAX_DELAY_S)

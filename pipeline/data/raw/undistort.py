@@ -112,3 +112,14 @@ def undistort_depth(image: np.ndarray, camera: Camera, noise_mask: np.ndarray) -
     out = np.zeros_like(flat)
     out[sampling.out] = _blend(flat, sampling, tuple(weights))
     return out.reshape(image.shape)
+
+
+def undistort_points(xd: np.ndarray, yd: np.ndarray, k) -> tuple[np.ndarray, np.ndarray]:
+    """Invert :func:`apply_distortion` by fixed-point iteration (the Kinect's is mild): the
+    normalized pinhole coordinates that distort onto ``(xd, yd)``. Renderers of raw frames
+    need it; the toolbox itself only distorts."""
+    x, y = xd.copy(), yd.copy()
+    for _ in range(50):
+        fx, fy = apply_distortion(x, y, k)
+        x, y = x - (fx - xd), y - (fy - yd)
+    return x, y
