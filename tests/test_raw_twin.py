@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from raw_server import serving
+from mirror import serving
 from scipy import ndimage
 
 from pipeline.config import PreprocessConfig, RawTwinConfig
@@ -202,7 +202,7 @@ def test_archive_download_resumes_after_a_cut_and_checks_the_servers_md5(
 ) -> None:
     served = _serve_dir(twin, tmp_path, with_md5=True)
     name = sorted(served.glob("*.zip"))[0].stem
-    with serving(served) as server:
+    with serving(served, cut=".zip") as server:
         got = fetch_archive(server.url, name, tmp_path / "dl", retries=2, backoff=0.01)
     assert md5sum(got) == md5sum(served / f"{name}.zip")
     assert server.requests == [f"{name}.zip.md5", f"{name}.zip", f"{name}.zip"]  # cut, resumed
