@@ -2,17 +2,20 @@
 
 Each sampled frame is read (PGM/PPM), projected into the RGB camera with the toolbox port
 (:func:`pipeline.data.raw.project_depth`: raw depth, holes stay 0) and resized like the labeled
-images (:func:`pipeline.data.preprocess.resize_pair`). Every scene folder goes into its own
-HDF5 file in a work folder beside the output, renamed into place when complete, so a killed run
-resumes at the first unfinished scene; the work folder's name carries a hash of the frame list
-and the size, so a run with other params never reuses it. The scene files are then copied image
-by image into the output (memory: a few images, whatever the number of frames) and the work
-folder is removed. Extra datasets: ``raw_depth_file`` and ``raw_rgb_file`` (``<folder>/<file>``).
+images (:func:`pipeline.data.preprocess.resize_pair`). Every scene folder goes into its own HDF5
+file in a work folder beside the output, renamed into place when complete, so a killed run resumes
+at the first unfinished scene; the work folder's name carries a hash of the frame list and the size,
+so a run with other params never reuses it. The scene files are then copied image by image into the
+output (memory: a few images, whatever the number of frames) and the work folder is removed. Scenes
+are independent, so they are made in parallel processes. Extra datasets: ``raw_depth_file`` and
+``raw_rgb_file`` (``<folder>/<file>``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import shutil
 from itertools import groupby
 from pathlib import Path
@@ -30,6 +33,7 @@ from pipeline.data.raw.project import project_depth
 from pipeline.io import NewH5File, atomic_outputs, atomic_path
 
 _WORK_PREFIX = ".raw-scenes-"
+_START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def raw_image(
@@ -47,9 +51,16 @@ def work_dir(out_path: Path, frames: list[RawFrame], cfg: PreprocessConfig) -> P
 
 
 def write_raw_train(
-    frames: list[RawFrame], scenes_dir: Path, out_path: Path, work: Path, cfg: PreprocessConfig
+    frames: list[RawFrame],
+    scenes_dir: Path,
+    out_path: Path,
+    work: Path,
+    cfg: PreprocessConfig,
+    workers: int | None = None,
 ) -> None:
-    """Write the frames into ``out_path`` (a temporary path: give it one), resuming in ``work``."""
+    """Write the frames into ``out_path`` (a temporary path: give it one), resuming in ``work``.
+
+    Unfinished scenes are made by ``workers`` processes (default: all CPUs), one scene each."""
     for stale in Path(work).parent.glob(f"{_WORK_PREFIX}*"):
         if stale != work:
             shutil.rmtree(stale)
@@ -59,12 +70,23 @@ def write_raw_train(
     for leftover in work.iterdir():  # temporaries of a killed run
         if leftover.name not in wanted:
             leftover.unlink()
-    for folder, rows in scenes:
-        part = work / f"{folder}.h5"
-        if not part.exists():
-            with atomic_path(part) as tmp:
-                _write_scene(tmp, folder, rows, scenes_dir, cfg)
+    todo = [(work, folder, rows, scenes_dir, cfg) for folder, rows in scenes]
+    todo = [job for job in todo if not (work / f"{job[1]}.h5").exists()]
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    if workers <= 1:
+        for job in todo:
+            _scene_file(job)
+    else:  # scenes are independent files: one per process, each a pure function of its frames
+        with multiprocessing.get_context(_START_METHOD).Pool(workers) as pool:
+            for _ in pool.imap_unordered(_scene_file, todo):
+                pass
     _assemble(out_path, [work / f"{folder}.h5" for folder, _ in scenes], frames, cfg)
+
+
+def _scene_file(job: tuple[Path, str, list[RawFrame], Path, PreprocessConfig]) -> None:
+    work, folder, rows, scenes_dir, cfg = job
+    with atomic_path(work / f"{folder}.h5") as tmp:
+        _write_scene(tmp, folder, rows, scenes_dir, cfg)
 
 
 def _write_scene(
