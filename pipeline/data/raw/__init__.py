@@ -12,6 +12,10 @@ One module per toolbox step, each usable and tested on its own:
   ``rgb_world2rgb_plane.m``;
 - :mod:`~.project`: ``project_depth_map.m``.
 
+The pipeline's raw path (``data.train_source: raw``) adds :mod:`~.archives` (download, extract
+the training folders), :mod:`~.scenes` (which folders may train), :mod:`~.frames` (sampling),
+:mod:`~.train_split` (``train.h5``) and :mod:`~.selfcheck` (agreement with ``rawDepths``).
+
 docs/design.md lists every toolbox behaviour kept, with the file it comes from. The writers
 (``write_pgm``, ``write_ppm``, ``write_accel``, ``frame_name``) produce the recorder's layout for
 synthetic scenes.
