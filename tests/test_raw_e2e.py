@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e import TINY, env, make_project, run
+from e2e import TINY, edited_params, env, make_project, run
 from mirror import serving
 
 from pipeline.config import PreprocessConfig, RawTwinConfig
@@ -115,3 +115,9 @@ def test_exp_run_on_raw_frames_survives_a_cut_and_a_kill(tmp_path: Path) -> None
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     assert "reports/raw_selfcheck.json" in json.dumps(metrics)
     assert json.loads((project / "reports" / "registration.json").read_text())
+
+    # A new step changes the frame list's stage only (and, through its output, what reads it);
+    # `params` re-checks any edit of params.yaml and writes the same output.
+    with edited_params(project, {"data.train_source": "raw", "data.raw.step": 2}):
+        status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    assert set(status) == {"params", "raw_frames"}, status
