@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.config import load_params
-from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME, open_labeled
+from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME, NYUFormatError, open_labeled
 from pipeline.data.raw.archives import (
     SCENES_DIR,
     archive_dir,
@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> None:
             if not archive.exists():
                 continue
         folders.update(extract_training_folders(archive, train_scenes, folder / SCENES_DIR))
+    if not folders:
+        raise NYUFormatError(
+            f"{folder}: none of the {len(data.raw.archives)} archives of data.raw.archives holds "
+            "a training scene's folder (a synthetic twin's come from `dvc repro -f download`)"
+        )
     with open_labeled(labeled) as f:
         first_index = len(f)
     frames = sample_frames(
