@@ -8,7 +8,7 @@ Prints one JSON object.
   not timed) extracted and sampled at step 1, then ``write_raw_train`` at the paper's 240x320 in
   a fresh process each for the first half and for all frames, so the peak RSS of each is its
   own: two sizes give the memory growth per frame, extrapolated to ``--target`` frames (12k,
-  the paper's). Frames/s is sync + read + project + resize + HDF5, one process.
+  the paper's). Frames/s is sync (listing + pairing) + read + project + resize + HDF5.
 - ``real_dataset``: what the real raw set would cost at that speed: the 428 GB of archives at
   ``--mbit`` Mbit/s, the training scenes' frames unpacked (407,024 frames in all, the dataset
   page's count, times the training scenes' share 249/464, at a PGM + PPM pair's exact size).
@@ -91,7 +91,11 @@ def bench_train_h5(workdir: Path, scenes: int, frames: int, target: int) -> dict
     folders = []
     for archive in sorted(archives.glob("*.zip")):
         folders += extract_training_folders(archive, train, scenes_dir)
-    frame_list = sample_frames(scenes_dir, folders, 1, None, first_index=0)
+    start = time.perf_counter()
+    frame_list = sample_frames(
+        scenes_dir, folders, 1, None, first_index=0
+    )  # sync: listing, pairing
+    sync_s = time.perf_counter() - start
     write_frames(workdir / "frames.csv", frame_list)
     runs = []
     for n in (len(frame_list) // 2, len(frame_list)):
@@ -107,10 +111,11 @@ def bench_train_h5(workdir: Path, scenes: int, frames: int, target: int) -> dict
     workers = min(os.cpu_count() or 1, max(len(folders) // 2, 1))
     peaks = [r["peak_kib"][0] + workers * r["peak_kib"][1] for r in runs]
     per_frame_kib = (peaks[1] - peaks[0]) / (big["frames"] - small["frames"])
-    fps = big["frames"] / big["seconds"]
+    fps = big["frames"] / (big["seconds"] + sync_s)
     return {
         "frames": [small["frames"], big["frames"]],
         "frames_per_s": round(fps, 2),
+        "sync_s": round(sync_s, 4),
         "workers": workers,
         "peak_rss_mib": [round(p / 1024, 1) for p in peaks],
         "rss_growth_kib_per_frame": round(per_frame_kib, 2),
