@@ -23,6 +23,7 @@ import requests
 
 from pipeline.data.download import DownloadError, fetch
 from pipeline.data.raw.scenes import folder_scene
+from pipeline.io import atomic_write_text
 
 SCENES_DIR = "scenes"
 _MD5_SUFFIX = ".md5"
@@ -57,7 +58,7 @@ def server_md5(url: str, local: Path, retries: int, backoff: float) -> str | Non
     words = response.text.split() if response.status_code == 200 else []
     if not words or not _MD5_RE.fullmatch(words[0].lower()):
         return None
-    local.write_text(words[0].lower() + "\n")
+    atomic_write_text(local, words[0].lower() + "\n")
     return words[0].lower()
 
 
