@@ -64,7 +64,12 @@ def main() -> None:
 
     import_s = time.perf_counter() - start
     cfg = ValidateConfig(
-        min_depth=0.0, max_depth=10.0, mostly=1.0, min_valid_fraction=0.5, max_reported_indices=20
+        min_depth=0.0,
+        max_depth=10.0,
+        mostly=1.0,
+        min_valid_fraction=0.5,
+        raw_min_valid_fraction=0.2,
+        max_reported_indices=20,
     )
     timings, tables = {}, {}
     for split, path in paths.items():

@@ -54,10 +54,36 @@ class PreprocessConfig(_Section):
         return self
 
 
+class RawTwinConfig(_Section):
+    """Size of the synthetic raw twin (``data.source: synthetic`` with ``train_source: raw``)."""
+
+    scenes: int = Field(ge=2)  # rooms, each one raw scene folder; split by data.synthetic
+    frames: int = Field(ge=2)  # synced depth frames per scene (one camera path)
+    labeled_per_scene: int = Field(ge=1)  # frames of each path also written to the labeled file
+
+    @model_validator(mode="after")
+    def _labeled_fit(self) -> RawTwinConfig:
+        if self.labeled_per_scene > self.frames:
+            raise ValueError(f"labeled_per_scene {self.labeled_per_scene} exceeds frames")
+        return self
+
+
+class RawConfig(_Section):
+    """The NYU Depth v2 raw video frames: where the archives are and how frames are sampled."""
+
+    base_url: str  # archive <name> is <base_url>/<name>.zip, its checksum <name>.zip.md5
+    archives: tuple[str, ...] = Field(strict=False, min_length=1)
+    step: int = Field(ge=1)  # every step-th synced frame of each training scene
+    max_frames: int | None = Field(default=None, ge=1)  # evenly thinned to at most this many
+    twin: RawTwinConfig
+
+
 class DataConfig(_Section):
     source: Literal["synthetic", "nyu"]
+    train_source: Literal["labeled", "raw"]  # the test split is always the labeled one
     nyu: NYUSourceConfig
     synthetic: SyntheticConfig
+    raw: RawConfig
     preprocess: PreprocessConfig
 
 
@@ -66,6 +92,7 @@ class ValidateConfig(_Section):
     max_depth: float = Field(gt=0.0)
     mostly: float = Field(gt=0.0, le=1.0)
     min_valid_fraction: float = Field(ge=0.0, le=1.0)
+    raw_min_valid_fraction: float = Field(ge=0.0, le=1.0)  # train split from raw frames
     max_reported_indices: int = Field(ge=1)
 
     @model_validator(mode="after")

@@ -1,11 +1,13 @@
 """DVC stage `download`: put the NYU labeled .mat and splits.mat into the raw data folder.
 
 ``data.source: synthetic`` generates NYU-format files offline (deterministic from
-``data.synthetic``); ``data.source: nyu`` fetches the real files (resumable, MD5-checked) into a
-downloads folder that DVC does not manage, then links them into the raw folder. DVC deletes a
-stage's outputs before running it, so downloading straight into ``raw_dir`` would throw away a
-copy a user placed by hand; partial ``.part`` files survive there too. With DVC's link cache
-types (``.dvc/config``) the raw files cost no space beyond DVC's cache and the downloads folder.
+``data.synthetic``; with ``data.train_source: raw`` the raw twin of ``data.raw.twin``, whose
+archives go to the downloads folder for the `raw_frames` stage); ``data.source: nyu`` fetches the
+real files (resumable, MD5-checked) into a downloads folder that DVC does not manage, then links
+them into the raw folder. DVC deletes a stage's outputs before running it, so downloading straight
+into ``raw_dir`` would throw away a copy a user placed by hand; partial ``.part`` files survive
+there too. With DVC's link cache types (``.dvc/config``) the raw files cost no space beyond DVC's
+cache and the downloads folder.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 from pipeline.config import load_params
 from pipeline.data.download import fetch
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
+from pipeline.data.raw.archives import archive_dir
 from pipeline.data.synthetic import generate
+from pipeline.data.synthetic_raw import generate_raw_twin
 from pipeline.io import link_or_copy_together, remove_stale_temps
 from pipeline.stage import run_stage
 
@@ -29,6 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     outputs = [args.raw_dir / LABELED_NAME, args.raw_dir / SPLITS_NAME]
     remove_stale_temps(*outputs)
     data = load_params().data
+    if data.source == "synthetic" and data.train_source == "raw":
+        syn, folder = data.synthetic, archive_dir(args.downloads_dir, data.source)
+        generate_raw_twin(args.raw_dir, folder, data.raw.twin, syn.seed, syn.test_fraction)
+        return
     if data.source == "synthetic":
         syn = data.synthetic
         generate(args.raw_dir, syn.num_images, syn.seed, syn.test_fraction)

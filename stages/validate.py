@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.data.nyu import read_splits
+from pipeline.data.raw.frames import read_frames
 from pipeline.data.validate import validate_processed
 from pipeline.data.validate_report import summarize, write_report
 from pipeline.io import remove_stale_temps
@@ -25,15 +26,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("splits", type=Path, help="NYU splits.mat")
     parser.add_argument("report_json", type=Path)
     parser.add_argument("report_html", type=Path)
+    parser.add_argument("--raw-frames", type=Path, help="raw frame list (train_source: raw)")
     args = parser.parse_args(argv)
     remove_stale_temps(args.report_json, args.report_html)
-    cfg = load_params().validate
+    params = load_params()
     train_idx, test_idx = read_splits(args.splits)
+    raw_frames = None
+    if params.data.train_source == "raw":
+        if args.raw_frames is None:
+            parser.error("data.train_source: raw needs --raw-frames")
+        train_idx = [frame.index for frame in read_frames(args.raw_frames)]
+        raw_frames = str(args.raw_frames)
     report = validate_processed(
         args.processed_dir / "train.h5",
         args.processed_dir / "test.h5",
         {"train": train_idx, "test": test_idx},
-        cfg,
+        params.validate,
+        raw_frames=raw_frames,
     )
     write_report(report, args.report_json, args.report_html)
     print(summarize(report))

@@ -41,17 +41,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import e2e
 import pytest
 import yaml
+from mirror import serving
 
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
 from pipeline.data.synthetic import generate
@@ -81,51 +80,6 @@ os.execv(sys.argv[3], sys.argv[3:])
 
 
 # --- a mirror of the NYU files on 127.0.0.1: slow enough to be killed mid-transfer, resumable
-
-
-class _MirrorHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Mirror
-
-    def do_GET(self) -> None:
-        path = self.server.root / self.path.lstrip("/")
-        if not path.is_file():
-            self.send_error(404)
-            return
-        body = path.read_bytes()
-        start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-        if match and int(match[1]) >= len(body):
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{len(body)}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        if match:
-            start = int(match[1])
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        for offset in range(start, len(body), 256 * 1024):  # ~10 MB/s
-            self.wfile.write(body[offset : offset + 256 * 1024])
-            time.sleep(0.025)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: a killed client is expected here."""
-
-
-class _Mirror(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _MirrorHandler)
-        self.root = root
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client killed mid-body breaks the pipe: expected, not worth a traceback."""
 
 
 @dataclass
@@ -503,14 +457,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     mirror = tmp_path_factory.mktemp("mirror")
     generate(mirror / "v1", num_images=16, seed=0, test_fraction=0.5, workers=2)
     generate(mirror / "v2", num_images=4, seed=1, test_fraction=0.5, workers=1)
-    server = _Mirror(mirror)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     root = tmp_path_factory.mktemp("projects")
-    yield World(f"http://127.0.0.1:{server.server_address[1]}", mirror, root)
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(mirror, throttle=True) as server:
+        yield World(server.url, mirror, root)
 
 
 def new_project(tmp_path: Path, world: World, stage: Stage) -> Path:

@@ -25,7 +25,12 @@ TRAIN_IDX = np.arange(0, NUM_IMAGES, 3, dtype=np.int64)  # 14 images
 TEST_IDX = np.setdiff1d(np.arange(NUM_IMAGES), TRAIN_IDX)  # 26 images
 EXPECTED = {"train": TRAIN_IDX, "test": TEST_IDX}
 CFG = ValidateConfig(
-    min_depth=0.0, max_depth=10.0, mostly=1.0, min_valid_fraction=0.5, max_reported_indices=20
+    min_depth=0.0,
+    max_depth=10.0,
+    mostly=1.0,
+    min_valid_fraction=0.5,
+    raw_min_valid_fraction=0.2,
+    max_reported_indices=20,
 )
 
 

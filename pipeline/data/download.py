@@ -76,7 +76,7 @@ def _digest(path: Path, algorithm: str) -> str:
 def fetch(
     url: str,
     dest: str | os.PathLike[str],
-    checksum: str,
+    checksum: str | None,
     *,
     retries: int = 5,
     timeout: float = 30.0,
@@ -95,18 +95,24 @@ def fetch(
     An existing ``dest`` with the wrong checksum raises :class:`ChecksumError` and is left alone: it
     may be a copy the user placed by hand, and overwriting or moving aside gigabytes of their
     file without asking would be a surprise; the message tells them to delete or replace it.
+    ``checksum=None`` (a file the server publishes no checksum for) skips both checks.
 
     The progress bar (tqdm, to stderr) is shown only when stderr is a terminal, so logs of
     non-interactive runs stay clean.
     """
-    expected = checksum.strip().lower()
-    if not (_HEX_RE.fullmatch(expected) and len(expected) in _ALGORITHMS):
-        raise ValueError(
-            f"expected checksum for {url} must be an MD5 (32 hex digits) or a SHA-256 (64), "
-            f"got {checksum!r}"
-        )
-    algorithm, label = _ALGORITHMS[len(expected)]
+    if checksum is None:
+        expected, algorithm, label = None, "", "no checksum"
+    else:
+        expected = checksum.strip().lower()
+        if not (_HEX_RE.fullmatch(expected) and len(expected) in _ALGORITHMS):
+            raise ValueError(
+                f"expected checksum for {url} must be an MD5 (32 hex digits) or a SHA-256 (64), "
+                f"got {checksum!r}"
+            )
+        algorithm, label = _ALGORITHMS[len(expected)]
     dest = Path(dest).absolute()
+    if dest.exists() and expected is None:
+        return dest
     if dest.exists():
         actual = _digest(dest, algorithm)
         if actual == expected:
@@ -119,8 +125,9 @@ def fetch(
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(dest)
-    _download(url, part, dest, f"{label} {expected}", retries, timeout, backoff, chunk_size)
-    actual = _digest(part, algorithm)
+    described = f"{label} {expected}" if expected else None
+    _download(url, part, dest, described, retries, timeout, backoff, chunk_size)
+    actual = _digest(part, algorithm) if expected else None
     if actual != expected:
         part.unlink()
         raise ChecksumError(
@@ -137,7 +144,7 @@ def _download(
     url: str,
     part: Path,
     dest: Path,
-    checksum: str,
+    checksum: str | None,
     retries: int,
     timeout: float,
     backoff: float,
@@ -162,7 +169,8 @@ def _download(
                 raise DownloadError(
                     f"could not download {url} ({reason}; gave up after {retries + 1} attempts "
                     f"without progress). If this machine is offline or the host is down, get "
-                    f"the file by other means and place it at {dest} (expected {checksum}); the "
+                    f"the file by other means and place it at {dest}"
+                    f"{f' (expected {checksum})' if checksum else ''}; the "
                     "next run verifies it and uses it without downloading."
                 )
             delay = min(backoff * 2 ** max(failures - 1, 0), _MAX_DELAY_S)

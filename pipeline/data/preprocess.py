@@ -46,7 +46,7 @@ def center_crop(array: np.ndarray, crop_hw: tuple[int, int]) -> np.ndarray:
     return array[top : top + crop_hw[0], left : left + crop_hw[1]]
 
 
-def _create(h5: h5py.File, name: str, shape: tuple[int, ...], dtype: type) -> h5py.Dataset:
+def image_dataset(h5: h5py.File, name: str, shape: tuple[int, ...], dtype: type) -> h5py.Dataset:
     # One image per chunk: the training loader reads single images at random.
     # track_times=False keeps the file byte-identical across runs (DVC hashes it).
     return h5.create_dataset(
@@ -70,9 +70,9 @@ def write_split(
     out_hw = cfg.crop_hw if is_test else cfg.resize_hw
     n = len(indices)
     with open_labeled(labeled_path) as labeled, NewH5File(out_path, track_order=False) as h5:
-        rgb_ds = _create(h5, "rgb", (n, *out_hw, 3), np.uint8)
-        depth_ds = _create(h5, "depth", (n, *out_hw), np.float32)
-        full_ds = _create(h5, "depth_full", (n, *FULL_HW), np.float32) if is_test else None
+        rgb_ds = image_dataset(h5, "rgb", (n, *out_hw, 3), np.uint8)
+        depth_ds = image_dataset(h5, "depth", (n, *out_hw), np.float32)
+        full_ds = image_dataset(h5, "depth_full", (n, *FULL_HW), np.float32) if is_test else None
         h5.create_dataset("index", data=np.asarray(indices, np.int64), track_times=False)
         h5.attrs["split"] = split
         h5.attrs["resize_hw"] = cfg.resize_hw

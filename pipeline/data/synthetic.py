@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from itertools import islice
 from multiprocessing.pool import Pool
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -34,6 +35,14 @@ _CREATED = "Sat Jan  1 00:00:00 2000"
 _SPLIT_STREAM = 1  # the split draws from SeedSequence([seed, 1]), apart from the per-image children
 _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 _GZIP_LEVEL = 1  # one image per chunk; level 1 is ~3x faster than 4 for a few % more bytes
+
+
+class RawNames(NamedTuple):
+    """Per labeled image: its scene and the raw frames it was made from ('<folder>/<file>')."""
+
+    scenes: Sequence[str]
+    depth_files: Sequence[str]
+    rgb_files: Sequence[str]
 
 
 def generate(
@@ -114,13 +123,20 @@ def mat73_header(created: str = _CREATED) -> bytes:
     return head.ljust(MAT73_USERBLOCK, b"\0")
 
 
-def write_labeled(path: str | os.PathLike[str], frames: Iterable[Frame], num_images: int) -> None:
+def write_labeled(
+    path: str | os.PathLike[str],
+    frames: Iterable[Frame],
+    num_images: int,
+    raw_names: RawNames | None = None,
+) -> None:
     """Stream ``num_images`` frames into a NYU-layout MATLAB 7.3 file at ``path``.
 
     Arrays are stored as MATLAB writes them, column-major: a 480x640xN MATLAB array is an
     (N, 640, 480) HDF5 dataset. Big datasets hold one image per chunk (byte-shuffled, gzip),
     so a reader decompresses exactly one chunk per image. ``path`` is written in place: give it
-    a temporary path (``pipeline.io.atomic_outputs``), as ``generate`` does.
+    a temporary path (``pipeline.io.atomic_outputs``), as ``generate`` does. ``raw_names``
+    (scenes, raw depth and raw RGB file names) point the frames into a raw twin; without it
+    every image is its own scene with made-up file names.
     """
     with NewH5File(path, userblock_size=MAT73_USERBLOCK) as f:
         per_image = {
@@ -147,7 +163,7 @@ def write_labeled(path: str | os.PathLike[str], frames: Iterable[Frame], num_ima
             f.raise_write_error()  # a full disk stops the render now, not at the end
         if len(scene_types) != num_images:
             raise ValueError(f"expected {num_images} frames, got {len(scene_types)}")
-        _write_metadata(f, scene_types, accel)
+        _write_metadata(f, scene_types, accel, raw_names)
     with open(path, "r+b") as raw:
         raw.write(mat73_header())
 
@@ -177,21 +193,26 @@ def _dataset(
     return ds
 
 
-def _write_metadata(f: h5py.File, scene_types: Sequence[str], accel: np.ndarray) -> None:
+def _write_metadata(
+    f: h5py.File, scene_types: Sequence[str], accel: np.ndarray, raw_names: RawNames | None
+) -> None:
     """The small keys: cell arrays of strings, accelerometer data and the namesToIds map."""
-    scenes = [f"{kind}_{i + 1:04d}" for i, kind in enumerate(scene_types)]
-    # Kinect-style frame names: '<scene>/d-<unix time>-<frame counter>.pgm' (r-... .ppm for RGB).
-    stamps = [
-        f"{1294000000 + 97 * i}.{(i * 7919) % 1000000:06d}-{i * 104729}" for i in range(len(scenes))
-    ]
+    if raw_names is None:
+        scenes = [f"{kind}_{i + 1:04d}" for i, kind in enumerate(scene_types)]
+        # Kinect-style names: '<scene>/d-<unix time>-<frame counter>.pgm' (r-... .ppm for RGB).
+        stamps = [
+            f"{1294000000 + 97 * i}.{(i * 7919) % 1000000:06d}-{i * 104729}"
+            for i in range(len(scenes))
+        ]
+        depth_files = [f"{s}/d-{t}.pgm" for s, t in zip(scenes, stamps, strict=True)]
+        rgb_files = [f"{s}/r-{t}.ppm" for s, t in zip(scenes, stamps, strict=True)]
+        raw_names = RawNames(scenes, depth_files, rgb_files)
     _dataset(f, "accelData", accel.shape, np.float32, "single", data=accel)
     _cellstr(f, "names", NAMES)
-    _cellstr(f, "scenes", scenes)
+    _cellstr(f, "scenes", raw_names.scenes)
     _cellstr(f, "sceneTypes", scene_types)
-    _cellstr(
-        f, "rawDepthFilenames", [f"{s}/d-{t}.pgm" for s, t in zip(scenes, stamps, strict=True)]
-    )
-    _cellstr(f, "rawRgbFilenames", [f"{s}/r-{t}.ppm" for s, t in zip(scenes, stamps, strict=True)])
+    _cellstr(f, "rawDepthFilenames", raw_names.depth_files)
+    _cellstr(f, "rawRgbFilenames", raw_names.rgb_files)
     _names_to_ids(f)
 
 

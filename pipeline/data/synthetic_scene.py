@@ -97,7 +97,7 @@ class _Picture:
 
 
 @dataclass(frozen=True)
-class _Scene:
+class Scene:
     room: np.ndarray  # (3,) the room is [0, W] x [0, H] x [0, D], Y up
     eye: np.ndarray  # (3,) camera centre
     rot: np.ndarray  # (3, 3) camera-to-world rotation
@@ -114,9 +114,20 @@ class _Scene:
 
 def render_scene(rng: np.random.Generator) -> Frame:
     """Sample a room from ``rng`` and render it; the same generator state gives the same frame."""
-    scene = _sample_scene(rng)
-    rays = np.einsum("ij,jhw->ihw", scene.rot.astype(_F32), _camera_rays())
-    depth, surface, axis = _trace(scene, rays)
+    return render_view(rng, sample_scene(rng))
+
+
+def render_view(
+    rng: np.random.Generator, scene: Scene, camera_rays: np.ndarray | None = None
+) -> Frame:
+    """Render ``scene`` through ``camera_rays`` (3, H, W) in the camera frame (None: the NYU
+    pinhole). A ray's z component scales its depth: with z = 1 the depth is camera-frame z."""
+    rays = np.einsum(
+        "ij,jhw->ihw",
+        scene.rot.astype(_F32),
+        _camera_rays() if camera_rays is None else camera_rays,
+    )
+    depth, surface, axis = _trace(scene, rays, pinhole=camera_rays is None)
     points = scene.eye.astype(_F32)[:, None] + depth.ravel() * rays.reshape(3, -1)
     albedo, normal, ao, labels, instances = _surfaces(scene, points, surface.ravel(), axis.ravel())
     radiance = _shade(scene, points, normal, albedo, ao, depth.ravel())
@@ -273,7 +284,7 @@ def _place(
     return None
 
 
-def _sample_scene(rng: np.random.Generator) -> _Scene:
+def sample_scene(rng: np.random.Generator) -> Scene:
     room = np.array([rng.uniform(3.0, 7.0), rng.uniform(2.5, 3.2), rng.uniform(4.0, 8.5)])
     eye = np.array(
         [
@@ -341,7 +352,7 @@ def _sample_scene(rng: np.random.Generator) -> _Scene:
         rng.uniform(0.03, 0.08),
         rng.uniform(0.8, 1.2),
     )
-    return _Scene(
+    return Scene(
         room=room,
         eye=eye,
         rot=rot,
@@ -384,7 +395,7 @@ def _slab(
     )
 
 
-def _pixel_window(scene: _Scene, box: _Box) -> tuple[slice, slice] | None:
+def _pixel_window(scene: Scene, box: _Box) -> tuple[slice, slice] | None:
     """Image rows/cols that can see ``box``: the bounding rectangle of its projected corners."""
     corners = box.centre[:, None] + _rot_y(box.yaw) @ (_CORNERS * box.half[:, None])
     cam = scene.rot.T @ (corners - scene.eye[:, None])
@@ -399,8 +410,19 @@ def _pixel_window(scene: _Scene, box: _Box) -> tuple[slice, slice] | None:
     return (slice(r0, r1), slice(c0, c1)) if c0 < c1 and r0 < r1 else None
 
 
-def _trace(scene: _Scene, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Depth (H, W), surface id (0-5 room face, 6 + k part k) and part-frame entry axis."""
+def trace_depth(scene: Scene, camera_rays: np.ndarray) -> np.ndarray:
+    """Ray parameter (H, W) of the first hit along camera-frame ``camera_rays`` (3, H, W)."""
+    rays = np.einsum("ij,jhw->ihw", scene.rot.astype(_F32), camera_rays.astype(_F32))
+    return _trace(scene, rays, pinhole=False)[0]
+
+
+def _trace(
+    scene: Scene, rays: np.ndarray, pinhole: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Depth (H, W), surface id (0-5 room face, 6 + k part k) and part-frame entry axis.
+
+    ``pinhole``: the rays are the NYU pinhole's, so a part is traced only in the pixel window
+    its corners project to; other rays (distorted, another camera) trace every pixel."""
     rays = np.where(rays == 0, _F32(1e-9), rays)  # a signed zero would exit the room at -inf
     eye = scene.eye.astype(_F32)[:, None, None]
     bound = np.where(rays > 0, scene.room.astype(_F32)[:, None, None], _F32(0))
@@ -411,7 +433,7 @@ def _trace(scene: _Scene, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     surface = (2 * axis + far_side).astype(np.int16)
     entry = np.zeros(depth.shape, np.int8)
     for k, box in enumerate(scene.parts):
-        window = _pixel_window(scene, box)
+        window = _pixel_window(scene, box) if pinhole else (slice(None), slice(None))
         if window is None:
             continue
         origin = _yaw((scene.eye - box.centre)[:, None, None].astype(_F32), -box.yaw)
@@ -429,7 +451,7 @@ def _trace(scene: _Scene, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _surfaces(
-    scene: _Scene, points: np.ndarray, surface: np.ndarray, entry: np.ndarray
+    scene: Scene, points: np.ndarray, surface: np.ndarray, entry: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Albedo (3, P), normal (3, P), ambient occlusion (P,), labels and instances per hit."""
     n = points.shape[1]
@@ -545,7 +567,7 @@ def _picture(pic: _Picture, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _in_shadow(scene: _Scene, points: np.ndarray) -> np.ndarray:
+def _in_shadow(scene: Scene, points: np.ndarray) -> np.ndarray:
     """True where an object's bounding box blocks the segment from the point to the light."""
     blocked = np.zeros(points.shape[1], bool)
     to_light = scene.light.astype(_F32)[:, None] - points
@@ -557,7 +579,7 @@ def _in_shadow(scene: _Scene, points: np.ndarray) -> np.ndarray:
 
 
 def _shade(
-    scene: _Scene,
+    scene: Scene,
     points: np.ndarray,
     normal: np.ndarray,
     albedo: np.ndarray,
@@ -575,7 +597,7 @@ def _shade(
     return radiance * fade + _F32(0.02) * (1.0 - fade)
 
 
-def _expose(rng: np.random.Generator, scene: _Scene, radiance: np.ndarray) -> np.ndarray:
+def _expose(rng: np.random.Generator, scene: Scene, radiance: np.ndarray) -> np.ndarray:
     """Gain, white balance, gamma, sensor noise and 8-bit quantisation -> (H, W, 3) uint8."""
     gain = scene.lighting[3]
     img = _pow(np.clip(radiance * (gain * scene.white[:, None]), 0.0, 1.0), 1 / 2.2)

@@ -37,18 +37,22 @@ def _suite(name: str, expectations: list[gxe.Expectation]) -> gx.ExpectationSuit
     return suite
 
 
-def split_suite(split: str, expected: Sequence[int], cfg: ValidateConfig) -> gx.ExpectationSuite:
-    """The expectations on one split's table; each carries the sentence the report shows."""
+def split_suite(
+    split: str, expected: Sequence[int], cfg: ValidateConfig, origin: str = "splits.mat"
+) -> gx.ExpectationSuite:
+    """The expectations on one split's table; each carries the sentence the report shows.
+
+    ``origin`` names where ``expected`` comes from (the raw frame list for raw train images)."""
     between = gxe.ExpectColumnValuesToBeBetween
     lo, hi = f"{cfg.min_depth:g}", f"{cfg.max_depth:g}"
     checks: list[gxe.Expectation] = [
         gxe.ExpectTableRowCountToEqual(
-            value=len(expected), description=f"{len(expected)} images, as in splits.mat"
+            value=len(expected), description=f"{len(expected)} images, as in {origin}"
         ),
         gxe.ExpectColumnValuesToBeInSet(
             column="index",
             value_set=[int(i) for i in expected],
-            description=f"every image index belongs to the {split} split of splits.mat",
+            description=f"every image index belongs to the {split} split of {origin}",
         ),
         gxe.ExpectColumnPairValuesToBeEqual(
             column_A="rgb_h", column_B="depth_h", description="RGB and depth heights agree"
@@ -134,11 +138,19 @@ def validate_tables(
     tables: Mapping[str, pd.DataFrame],
     expected: Mapping[str, Sequence[int]],
     cfg: ValidateConfig,
+    raw_frames: str | None = None,
 ) -> dict[str, Any]:
-    """Run the suites on per-split tables from ``image_stats``; return the JSON-ready report."""
+    """Run the suites on per-split tables from ``image_stats``; return the JSON-ready report.
+
+    ``raw_frames`` (the frame list's name): the train split holds raw frames, whose unfilled
+    depth is held to ``cfg.raw_min_valid_fraction`` instead of ``cfg.min_valid_fraction``."""
     context = _ephemeral_context()
     source = context.data_sources.add_pandas(name="processed")
-    runs = [(split, split_suite(split, expected[split], cfg), tables[split]) for split in SPLITS]
+    suites_of = {split: split_suite(split, expected[split], cfg) for split in SPLITS}
+    if raw_frames is not None:
+        raw_cfg = cfg.model_copy(update={"min_valid_fraction": cfg.raw_min_valid_fraction})
+        suites_of["train"] = split_suite("train", expected["train"], raw_cfg, raw_frames)
+    runs = [(split, suites_of[split], tables[split]) for split in SPLITS]
     stacked = pd.concat([tables[s][["index", "split"]] for s in SPLITS], ignore_index=True)
     runs.append(("train+test", disjoint_suite(), stacked))
     result_format = {
@@ -177,17 +189,18 @@ def validate_processed(
     expected: Mapping[str, Sequence[int]],
     cfg: ValidateConfig,
     progress: bool = True,
+    raw_frames: str | None = None,
 ) -> dict[str, Any]:
     """Validate a processed train/test pair against the expected image indices of each split.
 
     ``expected`` maps "train" and "test" to the 0-based image indices the split should hold
-    (from ``splits.mat``). Raises ``ProcessedDataError`` when a file cannot be read at all; data
-    problems are reported, not raised: ``report["success"]`` is False and ``report["failures"]``
-    names each failed expectation with the offending image indices (at most
-    ``cfg.max_reported_indices``).
+    (from ``splits.mat``, or for train the raw frame list named ``raw_frames``). Raises
+    ``ProcessedDataError`` when a file cannot be read at all; data problems are reported, not
+    raised: ``report["success"]`` is False and ``report["failures"]`` names each failed
+    expectation with the offending image indices (at most ``cfg.max_reported_indices``).
     """
     paths = {"train": Path(train_h5), "test": Path(test_h5)}
     tables = {split: image_stats(path, split, progress) for split, path in paths.items()}
-    report = validate_tables(tables, expected, cfg)
+    report = validate_tables(tables, expected, cfg, raw_frames)
     report["files"] = {split: str(path) for split, path in paths.items()}
     return report
