@@ -117,7 +117,9 @@ def test_exp_run_on_raw_frames_survives_a_cut_and_a_kill(tmp_path: Path) -> None
     assert json.loads((project / "reports" / "registration.json").read_text())
 
     # A new step changes the frame list's stage only (and, through its output, what reads it);
-    # `params` re-checks any edit of params.yaml and writes the same output.
+    # `params` re-checks any edit of params.yaml and writes the same output; `register` asks
+    # the tracking store on every run (always changed), whatever changed.
     with edited_params(project, {"data.train_source": "raw", "data.raw.step": 2}):
         status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    assert status.pop("register") == ["always changed"], status
     assert set(status) == {"params", "raw_frames"}, status
