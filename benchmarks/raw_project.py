@@ -36,7 +36,7 @@ from pipeline.data.raw import project_depth
 from pipeline.data.raw.archives import extract_training_folders
 from pipeline.data.raw.frames import sample_frames, write_frames
 from pipeline.data.raw.scenes import split_scenes
-from pipeline.data.synthetic_raw import generate_raw_twin
+from pipeline.data.synthetic.raw_twin import generate_raw_twin
 
 ARCHIVES_GB = 428.0
 RAW_FRAMES = 407_024  # the NYU Depth v2 page: "407,024 new unlabeled frames"

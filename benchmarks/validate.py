@@ -60,7 +60,7 @@ def main() -> None:
 
     start = time.perf_counter()
     from pipeline.config import ValidateConfig
-    from pipeline.data.validate import image_stats, validate_tables
+    from pipeline.data.validation import image_stats, validate_tables
 
     import_s = time.perf_counter() - start
     cfg = ValidateConfig(

@@ -20,7 +20,7 @@ from pipeline.data.download import fetch
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
 from pipeline.data.raw.archives import archive_dir
 from pipeline.data.synthetic import generate
-from pipeline.data.synthetic_raw import generate_raw_twin
+from pipeline.data.synthetic.raw_twin import generate_raw_twin
 from pipeline.io import link_or_copy_together, remove_stale_temps
 from pipeline.stage import run_stage
 

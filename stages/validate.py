@@ -14,8 +14,7 @@ from pathlib import Path
 from pipeline.config import load_params
 from pipeline.data.nyu import read_splits
 from pipeline.data.raw.frames import read_frames
-from pipeline.data.validate import validate_processed
-from pipeline.data.validate_report import summarize, write_report
+from pipeline.data.validation import summarize, validate_processed, write_report
 from pipeline.io import remove_stale_temps
 from pipeline.stage import run_stage
 

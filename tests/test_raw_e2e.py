@@ -22,7 +22,7 @@ from mirror import serving
 from pipeline.config import PreprocessConfig, RawTwinConfig
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
 from pipeline.data.raw.train_split import preprocess_raw
-from pipeline.data.synthetic_raw import generate_raw_twin
+from pipeline.data.synthetic.raw_twin import generate_raw_twin
 from pipeline.io import md5sum
 
 pytestmark = pytest.mark.slow

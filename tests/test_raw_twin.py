@@ -23,7 +23,7 @@ from pipeline.data.raw.frames import read_frames, sample_frames, write_frames
 from pipeline.data.raw.scenes import folder_scene, read_cellstr, split_scenes
 from pipeline.data.raw.selfcheck import selfcheck
 from pipeline.data.raw.train_split import preprocess_raw
-from pipeline.data.synthetic_raw import generate_raw_twin
+from pipeline.data.synthetic.raw_twin import generate_raw_twin
 from pipeline.io import md5sum
 
 TWIN = RawTwinConfig(scenes=3, frames=5, labeled_per_scene=2)

@@ -17,19 +17,17 @@ from scipy import ndimage
 
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME, open_labeled, read_splits
 from pipeline.data.synthetic import (
-    NYU_TEST_FRACTION,
-    generate,
-    mat73_header,
-    split_indices,
-    write_labeled,
-)
-from pipeline.data.synthetic_scene import (
     KINECT_BASELINE_FOCAL,
     KINECT_SUBPIXEL,
     NAMES,
+    NYU_TEST_FRACTION,
     SCENE_TYPES,
     Frame,
+    generate,
+    mat73_header,
     render_scene,
+    split_indices,
+    write_labeled,
 )
 from pipeline.io import atomic_outputs, md5sum
 

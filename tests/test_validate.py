@@ -15,9 +15,13 @@ import pytest
 import scipy.io
 
 from pipeline.config import ValidateConfig
-from pipeline.data.validate import validate_processed
-from pipeline.data.validate_report import render_html, summarize, write_report
-from pipeline.data.validate_stats import ProcessedDataError
+from pipeline.data.validation import (
+    ProcessedDataError,
+    render_html,
+    summarize,
+    validate_processed,
+    write_report,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 40

@@ -1,6 +1,6 @@
 """The synthetic raw twin: rooms filmed along short camera paths, in the raw dataset's layout.
 
-Each room of ``pipeline.data.synthetic_scene`` becomes one scene folder (``<type>_<nnnn>a``) of
+Each room of ``scene`` becomes one scene folder (``<type>_<nnnn>a``) of
 recorder-named ``d-``/``r-``/``a-`` frames, zipped per category under the real archives' names.
 The RGB camera is the toolbox's (``camera.RGB``, distortion included) and the depth camera sits
 at the toolbox's pose relative to it (``camera.R``, ``camera.T``), with its own intrinsics and
@@ -31,8 +31,10 @@ from pipeline.data.raw import camera, project_depth, write_accel, write_pgm, wri
 from pipeline.data.raw.disparity import INVALID, depth_abs2depth_rel
 from pipeline.data.raw.sync import frame_name
 from pipeline.data.raw.undistort import undistort_points
-from pipeline.data.synthetic import RawNames, split_indices, write_labeled, write_splits
-from pipeline.data.synthetic_scene import Frame, Scene, render_view, sample_scene, trace_depth
+from pipeline.data.synthetic.labeled import RawNames, split_indices, write_labeled, write_splits
+from pipeline.data.synthetic.raycast import trace_depth
+from pipeline.data.synthetic.render import Frame, render_view
+from pipeline.data.synthetic.scene import Scene, sample_scene
 from pipeline.io import atomic_outputs
 
 ARCHIVES = {  # scene type -> the real archive of that category

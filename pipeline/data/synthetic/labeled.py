@@ -25,7 +25,8 @@ import scipy.io
 from tqdm import tqdm
 
 from pipeline.data.nyu import HEIGHT, LABELED_NAME, MAT73_USERBLOCK, SPLITS_NAME, WIDTH
-from pipeline.data.synthetic_scene import NAMES, Frame, render_scene
+from pipeline.data.synthetic.render import Frame, render_scene
+from pipeline.data.synthetic.scene import NAMES
 from pipeline.io import NewH5File, atomic_outputs
 
 NYU_TEST_FRACTION = 654 / 1449  # the official split: 795 train, 654 test images

@@ -1,6 +1,6 @@
 """Per-image statistics of a processed HDF5 file, computed in one streaming pass.
 
-The validation suites (``pipeline.data.validate``) check these tables rather than the pixels, so
+The validation suites (``checks``) check these tables rather than the pixels, so
 each image is read exactly once and a 1449-image dataset is validated in seconds.
 """
 

@@ -1,10 +1,10 @@
 """Validate processed train/test HDF5 files with Great Expectations before any GPU time is spent.
 
-Each file is streamed once into a table with one row per image (``validate_stats.image_stats``),
+Each file is streamed once into a table with one row per image (``stats.image_stats``),
 and GX suites defined in code check those tables: row counts and image indices match
 ``splits.mat``, train and test are disjoint, depth has no NaN/inf and lies in
 ``[min_depth, max_depth]``, enough pixels carry a depth, no RGB image is blank, RGB and depth
-shapes agree. The result is a JSON-ready dict (``validate_report`` writes the files and the
+shapes agree. The result is a JSON-ready dict (``report`` writes the files and the
 printed summary).
 """
 
@@ -25,7 +25,7 @@ from great_expectations.data_context.types.base import (
 )
 
 from pipeline.config import ValidateConfig
-from pipeline.data.validate_stats import depth_datasets, image_stats, number, split_statistics
+from pipeline.data.validation.stats import depth_datasets, image_stats, number, split_statistics
 
 SPLITS = ("train", "test")
 

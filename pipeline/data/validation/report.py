@@ -1,4 +1,4 @@
-"""Files and text made from a validation report (``pipeline.data.validate.validate_processed``).
+"""Files and text made from a validation report (``checks.validate_processed``).
 
 The JSON is the machine-readable record DVC tracks; the HTML is one self-contained page (no
 external CSS or JS) a person can open offline; the summary is what the stage prints.
