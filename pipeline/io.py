@@ -145,13 +145,14 @@ def atomic_write_json(dest: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def md5sum(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex MD5 of a file, streamed so multi-GB files never sit in memory."""
-    digest = hashlib.md5()
+def file_digest(path: str | os.PathLike[str], algorithm: str) -> str:
+    """Hex digest (``hashlib`` name) of a file, streamed so multi-GB files never sit in memory."""
     with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def md5sum(path: str | os.PathLike[str]) -> str:
+    return file_digest(path, "md5")
 
 
 def _link_or_copy_onto(src: str | os.PathLike[str], tmp: Path) -> None:

@@ -110,14 +110,21 @@ def _http_policy(retries: int, timeout_s: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _sqlite_db() -> Path | None:
+    """The file of a local SQLite tracking store (``sqlite:///<path>[?options]``), else None."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
+
+
 def store_lock() -> FileLock | nullcontext[None]:
     """A lock beside a local SQLite store (``<db>.lock``), else nothing: a server serializes its
     own writes. Held while a new store's tables are created and while a version is registered
     (the champion decision must see the versions registered before it)."""
-    uri = tracking_uri()
-    if not uri.startswith("sqlite:///"):
+    db = _sqlite_db()
+    if db is None:
         return nullcontext()
-    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
     return _TimedLock(f"{db}.lock", timeout=STORE_LOCK_TIMEOUT_S)
 
@@ -171,9 +178,8 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     if exp is None:
         # A local SQLite store keeps its artifacts beside it. MLflow would use ./mlruns, in the
         # current folder: the temporary copy, when the first run is a queued experiment.
-        location = None
-        if (uri := tracking_uri()).startswith("sqlite:///"):
-            location = str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns")
+        db = _sqlite_db()
+        location = None if db is None else str(db.parent / "mlruns")
         try:
             return client.create_experiment(name, location, tags={kind: value})
         except MlflowException as e:  # a parallel experiment created it a moment ago

@@ -234,7 +234,7 @@ def build_data(cfg: TrainConfig, train_h5: Path, rt: Runtime) -> TrainData:
     sampler = DistributedSampler(
         train_ds, num_replicas=rt.world_size, rank=rt.rank, shuffle=True, seed=cfg.seed
     )
-    needed = DeviceSplit.nbytes(train_h5, len(train_rows))
+    needed = DeviceSplit.nbytes(train_ds)
     source: DataLoader | DeviceSplit
     if resolve_data_on(cfg.data_on, rt.device, needed, cfg.device_memory_fraction) == "device":
         source = DeviceSplit(train_ds, rt.device, sampler, cfg.batch_size)
@@ -261,8 +261,10 @@ def model_on_device(
     weights_dir: Path = Path("data/downloads"),
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The network to train on its device, and the constructor arguments saved with it."""
-    # Start the last conv's bias at the mean depth so the final ReLU does not start dead.
-    out_bias = round(mean_depth(train_h5, data.dataset.rows), 6)
+    # Start the last conv's bias at the mean depth so the final ReLU does not start dead
+    # (imported official weights bring their own: no pass over the training depth for them).
+    imported = model_cfg.arch == "official" and model_cfg.init == "official"
+    out_bias = 0.0 if imported else round(mean_depth(train_h5, data.dataset.rows), 6)
     built = build_model(model_cfg, out_bias, weights_dir)
     model = built.model
     if rt.world_size > 1 and cfg.sync_bn:

@@ -137,11 +137,10 @@ class DeviceSplit:
                 self.depth[start : start + len(part)] = torch.from_numpy(mm)
 
     @staticmethod
-    def nbytes(path: Path, num_rows: int) -> int:
-        """Device memory the split of ``num_rows`` rows would take."""
-        with h5py.File(path, "r") as h5:
-            h, w = h5["rgb"].shape[1:3]
-        return num_rows * h * w * 5
+    def nbytes(dataset: DepthDataset) -> int:
+        """Device memory the split of ``dataset``'s rows would take."""
+        h, w = dataset.stored_hw
+        return len(dataset.rows) * h * w * 5
 
     def __len__(self) -> int:
         return len(self.batches)

@@ -19,7 +19,6 @@ The official files come over plain HTTP from a university server that drops conn
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import requests
 from tqdm import tqdm
+
+from pipeline.io import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,6 @@ def partial_path(dest: str | os.PathLike[str]) -> Path:
     """
     dest = Path(dest)
     return dest.with_name(dest.name + ".part")
-
-
-def _digest(path: Path, algorithm: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def fetch(
@@ -114,7 +110,7 @@ def fetch(
     if dest.exists() and expected is None:
         return dest
     if dest.exists():
-        actual = _digest(dest, algorithm)
+        actual = file_digest(dest, algorithm)
         if actual == expected:
             logger.info("%s already present with the expected %s; not downloading", dest, label)
             return dest
@@ -127,7 +123,7 @@ def fetch(
     part = partial_path(dest)
     described = f"{label} {expected}" if expected else None
     _download(url, part, dest, described, retries, timeout, backoff, chunk_size)
-    actual = _digest(part, algorithm) if expected else None
+    actual = file_digest(part, algorithm) if expected else None
     if actual != expected:
         part.unlink()
         raise ChecksumError(

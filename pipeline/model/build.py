@@ -47,15 +47,13 @@ def build_model(cfg: ModelConfig, out_bias: float, weights_dir: Path) -> BuiltMo
         return BuiltModel(OfficialFCRN(out_bias=out_bias), config)
     src = cfg.official
     dest = official_weights_path(cfg, weights_dir)
-    # Under DDP rank 0 downloads first (one writer of the partial file); the others then find
-    # the verified file. If rank 0 fails, torchrun stops the rest.
+    # Under DDP rank 0 downloads and verifies (one writer of the partial file); the others then
+    # read the file it verified. If rank 0 fails, torchrun stops the rest.
     first = not dist.is_initialized() or dist.get_rank() == 0
-    if not first:
-        barrier()
-    zip_path = fetch(src.url, dest, src.sha256, retries=src.retries, backoff=src.backoff_s)
     if first:
-        barrier()
-    return BuiltModel(import_official(zip_path), {"arch": "official"})
+        fetch(src.url, dest, src.sha256, retries=src.retries, backoff=src.backoff_s)
+    barrier()
+    return BuiltModel(import_official(dest), {"arch": "official"})
 
 
 def weights_provenance(cfg: ModelConfig) -> dict[str, str]:

@@ -69,9 +69,14 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def state_dict_from_tf(tensors: Mapping[str, np.ndarray], source: str) -> dict[str, torch.Tensor]:
-    """`OfficialFCRN`'s state_dict from TF-named arrays; refuses anything that does not match."""
-    model = OfficialFCRN()
+def state_dict_from_tf(
+    tensors: Mapping[str, np.ndarray], source: str, model: OfficialFCRN | None = None
+) -> dict[str, torch.Tensor]:
+    """`OfficialFCRN`'s state_dict from TF-named arrays; refuses anything that does not match.
+
+    ``model`` (the one the weights go into) gives the names and shapes; without it one is built.
+    """
+    model = model or OfficialFCRN()
     state = model.state_dict()
     names = official_names(model)
     extra = sorted(
@@ -175,7 +180,7 @@ def read_official(src: str | Path) -> dict[str, np.ndarray]:
 def import_official(src: str | Path) -> OfficialFCRN:
     """`OfficialFCRN` holding the weights in ``src`` (see `read_official`), in eval mode."""
     model = OfficialFCRN()
-    model.load_state_dict(state_dict_from_tf(read_official(src), str(src)))
+    model.load_state_dict(state_dict_from_tf(read_official(src), str(src), model))
     return model.eval()
 
 

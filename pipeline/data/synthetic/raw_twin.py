@@ -32,6 +32,7 @@ from pipeline.data.raw.disparity import INVALID, depth_abs2depth_rel
 from pipeline.data.raw.sync import frame_name
 from pipeline.data.raw.undistort import undistort_points
 from pipeline.data.synthetic.labeled import RawNames, split_indices, write_labeled, write_splits
+from pipeline.data.synthetic.numeric import _rot_y
 from pipeline.data.synthetic.raycast import trace_depth
 from pipeline.data.synthetic.render import Frame, render_view
 from pipeline.data.synthetic.scene import Scene, sample_scene
@@ -90,7 +91,7 @@ def _depth_camera(scene: Scene) -> tuple[Scene, np.ndarray]:
 def _pose(scene: Scene, f: int) -> Scene:
     """Frame ``f`` of the path: a slow sideways walk while panning."""
     a = np.radians(_PAN_DEG * f)
-    pan = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    pan = _rot_y(a)
     return dataclasses.replace(
         scene, eye=scene.eye + _STEP_M * f * scene.rot[:, 0], rot=pan @ scene.rot
     )
