@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: repro test test-fast lint lock dvc mlflow fcrn-predict
+.PHONY: repro test test-fast lint lock hooks dvc mlflow fcrn-predict
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint
 
 test-fast: $(STAMP)
 	pytest -m "not slow"
+
+# Git hooks of .pre-commit-config.yaml: ruff, the dvc.yaml deps and dvc.lock checks, DVC's hooks.
+hooks: $(STAMP)
+	pre-commit install
 
 # Re-pin every dependency (transitive ones included) after editing pyproject.toml.
 lock: $(STAMP)

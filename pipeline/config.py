@@ -166,6 +166,9 @@ class TrainConfig(_Section):
     workers: int = Field(ge=0)
     precision: Literal["auto", "fp32", "bf16"]
     deterministic: bool
+    # native: the fastest kernels this CPU has (bits follow the CPU kind) | portable: the same
+    # bytes on any x86-64 CPU with AVX2 (pipeline.portable: fp32, AVX2 kernels, fixed threads)
+    reproducible: Literal["native", "portable"]
     nproc: int = Field(ge=1)  # DDP processes on this machine (GPUs, or CPU processes with gloo)
     sync_bn: bool  # SyncBatchNorm across DDP processes
     sync_every: int = Field(ge=1)  # steps between reads of loss and finite checks from the device
@@ -178,6 +181,11 @@ class TrainConfig(_Section):
     def _plateau_needs_val(self) -> TrainConfig:
         if self.schedule == "plateau" and self.val_fraction == 0.0:
             raise ValueError("schedule 'plateau' needs val_fraction > 0 (it watches val rel)")
+        if self.reproducible == "portable" and (self.precision == "bf16" or not self.deterministic):
+            raise ValueError(
+                "reproducible 'portable' trains in fp32 with deterministic algorithms: set "
+                "precision to auto or fp32 and deterministic to true"
+            )
         return self
 
 

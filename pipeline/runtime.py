@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 
+from pipeline import portable
 from pipeline.config import TrainConfig
 
 
@@ -25,6 +26,7 @@ class Runtime:
     channels_last: bool
     rank: int = 0
     world_size: int = 1
+    kernels: dict[str, str] = field(default_factory=dict)  # mode, ISA and thread pins in effect
 
     @property
     def is_main(self) -> bool:
@@ -53,6 +55,7 @@ class Runtime:
             "cuda": str(torch.version.cuda),
             "cpu": platform.processor() or platform.machine(),
             "cpu_native_bf16": str(cpu_has_native_bf16()),
+            **self.kernels,
         }
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
@@ -110,12 +113,14 @@ def launched_by_torchrun() -> bool:
 
 
 def setup(cfg: TrainConfig) -> Runtime:
-    """Pick the device and precision; join the process group when started by torchrun."""
+    """Pick the device and precision; join the process group when started by torchrun.
+    Portable mode trains on the CPU in fp32 whatever else is there: that is what it promises."""
+    kernels = portable.check(cfg.reproducible)
     rank, world_size, local_rank = 0, 1, 0
     if launched_by_torchrun():
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and cfg.reproducible == "native":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = not cfg.deterministic
@@ -125,8 +130,9 @@ def setup(cfg: TrainConfig) -> Runtime:
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     seed_everything(cfg.seed, cfg.deterministic)
-    autocast_dtype, channels_last = resolve_precision(cfg.precision, device)
-    return Runtime(device, autocast_dtype, channels_last, rank, world_size)
+    precision = "fp32" if cfg.reproducible == "portable" else cfg.precision
+    autocast_dtype, channels_last = resolve_precision(precision, device)
+    return Runtime(device, autocast_dtype, channels_last, rank, world_size, kernels)
 
 
 def teardown() -> None:

@@ -192,6 +192,7 @@ def _write_outputs(
                         "device": str(rt.device.type),
                         "precision": rt.precision,
                         "processes": rt.world_size,
+                        **rt.kernels,
                     },
                     indent=2,
                     sort_keys=True,

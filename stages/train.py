@@ -20,7 +20,7 @@ import yaml
 from torch.distributed import run as torchrun
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-from pipeline import runtime, tracking
+from pipeline import portable, runtime, tracking
 from pipeline.config import DEFAULT_PARAMS, MlflowConfig, ModelConfig, load_params
 from pipeline.model.build import weights_provenance
 from pipeline.stage import run_stage
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     cfg = params.train
+    portable.pin(cfg.reproducible)  # before any work: it may restart this process, pinned
     tracking.connect()
     if cfg.nproc > 1 and not runtime.launched_by_torchrun():
         try:
