@@ -83,7 +83,8 @@ def test_the_git_hook_refuses_a_commit_with_a_stale_lock(tmp_path: Path) -> None
     commit = ["git", "commit", "-qam", "edit a dep, forget dvc repro"]
     refused = subprocess.run(commit, cwd=clone, env=hook_env, text=True, capture_output=True)
     assert refused.returncode != 0
-    assert "dvc.lock is stale for stage download: pipeline/data/nyu.py modified" in refused.stdout
+    hook_output = refused.stdout + refused.stderr  # git passes the hook's output on stderr
+    assert "dvc.lock is stale for stage download: pipeline/data/nyu.py modified" in hook_output
     assert (
         run(["git", "rev-list", "--count", "HEAD"], clone).stdout
         == run(["git", "rev-list", "--count", "HEAD"], REPO).stdout
