@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.download import ChecksumError, DownloadError, fetch, partial_path
+from pipeline.download import ChecksumError, DownloadError, fetch, partial_path
 
 PAYLOAD = random.Random(0).randbytes(1_500_000)
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()

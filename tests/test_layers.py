@@ -69,9 +69,9 @@ def _place(module: str) -> tuple[int, str]:
     for layer, groups in enumerate(LAYERS):
         for group, prefixes in groups.items():
             for prefix in prefixes:
-                if module == prefix or module.startswith(prefix + "."):
-                    if best is None or len(prefix) > best[0]:
-                        best = (len(prefix), layer, group)
+                covers = module == prefix or module.startswith(prefix + ".")
+                if covers and (best is None or len(prefix) > best[0]):
+                    best = (len(prefix), layer, group)
     if best is None:
         raise LookupError(module)
     return best[1], best[2]

@@ -23,7 +23,7 @@ from PIL import Image
 from test_official import tf_shapes
 
 from pipeline.config import ConfigError, parse_params
-from pipeline.data.download import DownloadError
+from pipeline.download import DownloadError
 from pipeline.model.build import build_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,6 @@ from mirror import serving
 from scipy import ndimage
 
 from pipeline.config import PreprocessConfig, RawTwinConfig
-from pipeline.data.download import ChecksumError, DownloadError
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME, read_splits
 from pipeline.data.raw import read_pgm, read_ppm
 from pipeline.data.raw.archives import extract_training_folders, fetch_archive
@@ -24,6 +23,7 @@ from pipeline.data.raw.scenes import folder_scene, read_cellstr, split_scenes
 from pipeline.data.raw.selfcheck import selfcheck
 from pipeline.data.raw.train_split import preprocess_raw
 from pipeline.data.synthetic.raw_twin import generate_raw_twin
+from pipeline.download import ChecksumError, DownloadError
 from pipeline.io import md5sum
 
 TWIN = RawTwinConfig(scenes=3, frames=5, labeled_per_scene=2)

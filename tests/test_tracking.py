@@ -171,7 +171,7 @@ def test_a_held_sqlite_store_lock_is_one_error_naming_the_fix(
     file and the way out (delete it, or use a tracking server), not a hang."""
     db = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    monkeypatch.setattr(tracking, "STORE_LOCK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(tracking.store, "STORE_LOCK_TIMEOUT_S", 0.2)
     with (
         FileLock(f"{db}.lock"),
         pytest.raises(TrackingError, match=r"mlflow\.db\.lock: .* use a tracking server"),

@@ -243,7 +243,7 @@ def reads_per_step(monkeypatch: pytest.MonkeyPatch, params: Params, h5: Path) ->
             marks.append(len(reads))
             return real(pred, target)
 
-        monkeypatch.setattr("pipeline.train.get_loss", lambda name: marking_loss)
+        monkeypatch.setattr("pipeline.train.run.get_loss", lambda name: marking_loss)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         run(params, h5, outputs(h5.parent), rt=Runtime(device, None, False))
     return [after - before for before, after in itertools.pairwise(marks)]
