@@ -2,7 +2,7 @@
 workspace that lost its cache and outputs, and into a fresh clone (what CI's `dvc pull` does).
 
 The remote is a local directory; S3-compatible or SSH storage differs only in `dvc remote add`
-(README, "DVC remote"). Only the data stages run: they are what training reads."""
+(docs/operations.md, "DVC remote"). Only the data stages run: they are what training reads."""
 
 from __future__ import annotations
 

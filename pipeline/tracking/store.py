@@ -85,7 +85,7 @@ class _TimedLock(FileLock):
                 f"{self.lock_file}: another process has held the lock on the SQLite tracking "
                 f"store for {STORE_LOCK_TIMEOUT_S} s. If none is running, delete this file; for "
                 f"many parallel experiments, use a tracking server (`mlflow server`, then "
-                f"MLFLOW_TRACKING_URI=http://...; README: MLflow for a team)"
+                f"MLFLOW_TRACKING_URI=http://...; docs/tracking.md, MLflow for a team)"
             ) from None
 
 
