@@ -20,7 +20,7 @@ import pytest
 import requests
 import torch
 import yaml
-from e2e import stop_process_group
+from e2e import REPO, stop_process_group
 from PIL import Image
 
 from pipeline.model.fcrn import FCRN
@@ -231,7 +231,6 @@ def mlflow_env(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> 
     return env
 
 
-REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = ("rel", "rms", "rms_log", "log10", "delta1", "delta2", "delta3")
 
 

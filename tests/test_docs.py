@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from e2e import REPO
 
 
 def sphinx_build(source: Path, out: Path) -> subprocess.CompletedProcess[str]:

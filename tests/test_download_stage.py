@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from e2e import REPO
 
 from pipeline.data.synthetic import generate
 from pipeline.io import md5sum
 
-REPO = Path(__file__).resolve().parents[1]
 NAMES = ("nyu_depth_v2_labeled.mat", "splits.mat")
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from e2e import REPO
 
 from pipeline.io import md5sum
 
-REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
 TARGET = "validate"  # with --with-deps: download, preprocess, validate (train has not run)
 

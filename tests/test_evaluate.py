@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from e2e import REPO
 
 from pipeline.config import EvalConfig
 from pipeline.evaluate import Evaluation, evaluate, example_rows, metrics_json
@@ -19,7 +20,6 @@ from pipeline.model.fcrn import FCRN
 from pipeline.model.io import save_model
 from pipeline.plots import plot_predictions, plot_train_curves, read_train_log
 
-REPO = Path(__file__).resolve().parents[1]
 RESIZE_HW, CROP_HW = (68, 85), (64, 80)  # crop window in the 240x320 frame: 226x301
 INDEX = [5, 17, 42]
 CFG = EvalConfig(protocol="eigen", batch_size=2, num_examples=2)  # a partial last batch

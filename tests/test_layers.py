@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from e2e import REPO
 
 # layer -> {group: module prefixes}; a prefix covers the module and its submodules.
 LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from e2e import TINY, make_project, run
+from e2e import REPO, TINY, make_project, run
 from official_reference import random_weights, write_zip
 from PIL import Image
 from test_official import tf_shapes
@@ -26,7 +26,6 @@ from pipeline.config import ConfigError, parse_params
 from pipeline.download import DownloadError
 from pipeline.model.build import build_model
 
-REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = ["-S", "model.arch=official", "-S", "model.init=official", "-S", "train.epochs=0"]
 SIZES = {"data.preprocess.resize_hw": [240, 320], "data.preprocess.crop_hw": [228, 304]}
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from e2e import REPO
 from filelock import FileLock
 from mlflow import MlflowClient
 
@@ -31,7 +32,6 @@ from pipeline.tracking import (
 if TYPE_CHECKING:
     from conftest import MlflowServer, TinyProject
 
-REPO = Path(__file__).resolve().parents[1]
 SYSTEM = {"device": "cpu", "precision": "bf16", "torch": "2.14.1", "cpu": "x86_64"}
 EPOCHS = [{"epoch": e, "train_loss": 1.0 / e, "lr": 3e-4, "val_rel": 0.5 / e} for e in (1, 2, 3)]
 

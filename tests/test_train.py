@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from e2e import REPO
 from torch.utils.data import DistributedSampler
 
 from pipeline.config import Params, parse_params
@@ -23,7 +24,6 @@ from pipeline.model.loss import get_loss
 from pipeline.runtime import Runtime, resolve_precision, seed_everything
 from pipeline.train import LOG_COLUMNS, TrainingDiverged, TrainOutputs, run_key, train
 
-REPO = Path(__file__).resolve().parents[1]
 STORED_HW, CROP_HW = (68, 88), (64, 80)
 
 

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+from e2e import REPO
 
 from pipeline.config import ValidateConfig
 from pipeline.data.validation import (
@@ -23,7 +24,6 @@ from pipeline.data.validation import (
     write_report,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 40
 TRAIN_IDX = np.arange(0, NUM_IMAGES, 3, dtype=np.int64)  # 14 images
 TEST_IDX = np.setdiff1d(np.arange(NUM_IMAGES), TRAIN_IDX)  # 26 images
