@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import socket
 import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from e2e import closed_url
 from mirror import serving
 from scipy import ndimage
 
@@ -221,9 +221,7 @@ def test_archive_with_a_wrong_md5_on_the_server_is_refused(tmp_path: Path, twin:
 def test_offline_names_the_url_and_the_place_then_uses_a_copy_put_there(
     tmp_path: Path, twin: Path
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    base = closed_url()
     archive = sorted((twin / "archives").glob("*.zip"))[0]
     dest = tmp_path / "dl" / archive.name
     with pytest.raises(DownloadError) as caught:
