@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +30,16 @@ def free_port() -> int:
 def closed_url(path: str = "") -> str:
     """An http URL on 127.0.0.1 where nobody listens: a real, fast connection refusal."""
     return f"http://127.0.0.1:{free_port()}{path}"
+
+
+def write_h5(path: Path, attrs: dict[str, object] | None = None, **arrays: np.ndarray) -> Path:
+    """A processed split as the preprocess stage lays it out (``rgb``, ``depth``, ``index``,
+    ``depth_full`` for test; attrs ``split``, ``resize_hw``, ``crop_hw``), from given arrays."""
+    with h5py.File(path, "w") as h5:
+        for name, array in arrays.items():
+            h5[name] = array
+        h5.attrs.update(attrs or {})
+    return path
 
 
 PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
