@@ -1,5 +1,5 @@
 # The pipeline on a GPU host: `docker build -t fcrn-depth .`, then
-# `docker run --rm --gpus all fcrn-depth` runs `dvc repro` (README, "Docker").
+# `docker run --rm --gpus all fcrn-depth` runs `dvc repro` (docs/operations.md, "Docker").
 #
 # CUDA 13.0 to match torch 2.14.1+cu130. The `base` flavour (CUDA runtime only) is enough: the
 # nvidia-* wheels pinned in requirements.lock are the cuBLAS/cuDNN/NCCL that torch loads, so a

@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: repro test test-fast lint lock hooks dvc mlflow fcrn-predict
+.PHONY: repro test test-fast lint docs lock hooks dvc mlflow fcrn-predict
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ dvc mlflow fcrn-predict: $(STAMP)
 lint: $(STAMP)
 	ruff check .
 	ruff format --check .
+
+# The docs site (docs/*.md, API reference from docstrings); a broken reference or link fails.
+docs: $(STAMP)
+	sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 test: lint
 	pytest

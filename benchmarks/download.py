@@ -24,7 +24,7 @@ import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pipeline.data.download import fetch
+from pipeline.download import fetch
 from pipeline.io import md5sum
 
 MB = 1_000_000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
@@ -258,8 +258,9 @@ def parse_params(raw: object, source: str | os.PathLike[str] = "<params>") -> Pa
         raise ConfigError(f"{source}: invalid params:\n  {lines}") from None
 
 
-def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> Params:
-    """Read and validate a params.yaml file."""
+def read_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> tuple[Params, dict[str, Any]]:
+    """Read a params.yaml file once: the validated params, and the YAML as written (what MLflow
+    records as the run's params and what the training's identity hashes)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -267,4 +268,9 @@ def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> Params:
         raise ConfigError(f"{path}: params file not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_params(raw, path)
+    return parse_params(raw, path), raw
+
+
+def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> Params:
+    """Read and validate a params.yaml file."""
+    return read_params(path)[0]

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.config import EvalConfig
+from pipeline.data.augment import to_input
 from pipeline.data.dataset import mean_depth
-from pipeline.inference import predict_depth, to_input
+from pipeline.inference import predict_depth
 from pipeline.metrics import (
     FULL_HW,
     KEYS,

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.data.augment import to_input
 from pipeline.model.fcrn import FCRN
 
-
-def to_input(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [0, 1], the network's input."""
-    rgb = torch.as_tensor(rgb)
-    if rgb.dtype != torch.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3:
-        raise ValueError(f"expected (N, H, W, 3) uint8 RGB, got {tuple(rgb.shape)} {rgb.dtype}")
-    return rgb.permute(0, 3, 1, 2).float().div_(255.0)
+__all__ = ["predict_depth", "to_input"]  # to_input: the input encoding, owned by the data
 
 
 @torch.no_grad()

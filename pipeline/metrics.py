@@ -19,11 +19,16 @@ exactly 0 gives a large but finite log error instead of -inf; positive depths of
 micrometre or more are unchanged.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # metrics take tensors too, without importing torch (train_log reads KEYS)
+    import torch
 
 KEYS = ("rel", "rms", "rms_log", "log10", "delta1", "delta2", "delta3")
 PRED_MIN = 1e-6
@@ -35,7 +40,7 @@ PROTOCOLS = ("laina", "eigen", "crop")
 
 
 def _as_array(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
+    if hasattr(x, "detach"):  # a torch.Tensor
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
 

@@ -8,11 +8,9 @@ the same inputs give byte-identical PNGs: DVC tracks these files.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib.style
 import numpy as np
@@ -20,6 +18,7 @@ from matplotlib.figure import Figure
 
 from pipeline.evaluate import Example
 from pipeline.metrics import depth_metrics
+from pipeline.train_log import read_columns
 
 DEPTH_CMAP, ERROR_CMAP = "viridis", "magma"
 CURVES = (  # training-log column, panel title
@@ -76,20 +75,7 @@ def plot_predictions(examples: Sequence[Example], dest: os.PathLike[str] | str) 
 def read_train_log(path: os.PathLike[str] | str) -> dict[str, np.ndarray]:
     """The plotted columns of the training log (``epoch`` and `CURVES`) as float arrays; empty
     cells (no validation split) are NaN."""
-    path = Path(path)
-    columns = ("epoch", *(c for c, _ in CURVES))
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in columns if c not in (reader.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{path}: not a training log (missing columns {', '.join(missing)})")
-        rows = list(reader)
-    if not rows:
-        raise ValueError(f"{path}: the training log has no epochs")
-    try:
-        return {c: np.array([float(r[c] or "nan") for r in rows]) for c in columns}
-    except ValueError as e:
-        raise ValueError(f"{path}: non-numeric value in the training log ({e})") from None
+    return read_columns(path, ("epoch", *(c for c, _ in CURVES)))
 
 
 def plot_train_curves(train_log: dict[str, np.ndarray], dest: os.PathLike[str] | str) -> None:

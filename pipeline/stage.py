@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from pipeline.data.download import DownloadError
+from pipeline.download import DownloadError
 
 BUG_EXIT = 70  # sysexits.h EX_SOFTWARE: an internal software error
 

@@ -10,10 +10,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.config import load_params
-from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
-from pipeline.data.preprocess import preprocess
-from pipeline.data.raw.archives import SCENES_DIR, archive_dir
-from pipeline.data.raw.train_split import preprocess_raw
+from pipeline.data.raw.train_split import make_processed
 from pipeline.io import remove_stale_temps
 from pipeline.stage import run_stage
 
@@ -27,14 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     remove_stale_temps(args.processed_dir / "train.h5", args.processed_dir / "test.h5")
     data = load_params().data
-    labeled, splits = args.raw_dir / LABELED_NAME, args.raw_dir / SPLITS_NAME
-    if data.train_source == "labeled":
-        preprocess(labeled, splits, args.processed_dir, data.preprocess)
-        return
-    if args.raw_frames is None or args.downloads is None:
-        parser.error("data.train_source: raw needs --raw-frames and --downloads")
-    scenes = archive_dir(args.downloads, data.source) / SCENES_DIR
-    preprocess_raw(labeled, splits, args.raw_frames, scenes, args.processed_dir, data.preprocess)
+    make_processed(data, args.raw_dir, args.processed_dir, args.raw_frames, args.downloads)
 
 
 if __name__ == "__main__":

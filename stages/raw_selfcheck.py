@@ -9,9 +9,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.config import load_params
-from pipeline.data.nyu import LABELED_NAME
-from pipeline.data.raw.archives import SCENES_DIR, archive_dir
-from pipeline.data.raw.selfcheck import selfcheck
+from pipeline.data.raw.selfcheck import selfcheck_for
 from pipeline.io import atomic_write_json, remove_stale_temps
 from pipeline.stage import run_stage
 
@@ -23,16 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("metric", type=Path, help="JSON metric to write")
     args = parser.parse_args(argv)
     remove_stale_temps(args.metric)
-    data = load_params().data
-    if data.train_source == "labeled":
-        result = {"frames": 0, "within_1cm_mean": None, "within_1cm_min": None, "per_frame": {}}
-    else:
-        scenes = archive_dir(args.downloads_dir, data.source) / SCENES_DIR
-        result = selfcheck(args.raw_dir / LABELED_NAME, scenes)
-        print(
-            f"raw self-check: {result['frames']} labeled frames, within 1 cm: mean "
-            f"{result['within_1cm_mean']}, min {result['within_1cm_min']}"
-        )
+    result = selfcheck_for(load_params().data, args.raw_dir, args.downloads_dir)
     atomic_write_json(args.metric, result)
 
 

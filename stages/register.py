@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
-from pipeline.config import DEFAULT_PARAMS
+from pipeline.config import read_params
 from pipeline.io import atomic_write_json
 from pipeline.registry import register
 from pipeline.stage import run_stage
@@ -36,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         args.test_h5,
         args.run_state,
         args.artifacts,
-        yaml.safe_load(DEFAULT_PARAMS.read_text()),
+        read_params()[1],
     )
     atomic_write_json(args.out, result)
     name, version = result["registered_model"], result["version"]

@@ -15,13 +15,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import yaml
 from torch.distributed import run as torchrun
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 from pipeline import portable, runtime, tracking
-from pipeline.config import DEFAULT_PARAMS, MlflowConfig, ModelConfig, load_params
+from pipeline.config import Params, read_params
 from pipeline.model.build import weights_provenance
 from pipeline.stage import run_stage
 from pipeline.train import EpochHook, TrainOutputs, train
@@ -29,19 +29,18 @@ from pipeline.train import EpochHook, TrainOutputs, train
 
 @contextmanager
 def _tracked(
-    rt: runtime.Runtime, cfg: MlflowConfig, model_cfg: ModelConfig, args: argparse.Namespace
+    rt: runtime.Runtime, params: Params, params_raw: dict[str, Any], args: argparse.Namespace
 ) -> Iterator[EpochHook | None]:
     """The per-epoch MLflow logger on rank 0 (the run id lives beside the checkpoints); the
     run is tagged with where the initial weights came from (URL and checksum)."""
     if not rt.is_main:
         yield None
         return
-    params_raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
     state_file = args.checkpoint_dir / "mlflow_run.json"
     with tracking.training_run(
-        params_raw, cfg, state_file, {"train": args.train_h5}, rt.describe()
+        params_raw, params.mlflow, state_file, {"train": args.train_h5}, rt.describe()
     ) as run:
-        for key, value in weights_provenance(model_cfg).items():
+        for key, value in weights_provenance(params.model).items():
             run.client.set_tag(run.run_id, key, value)
         yield lambda row: run.log_epoch(row, int(row["epoch"]))
 
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         help="where model.init downloads are kept (not a DVC output)",
     )
     args = parser.parse_args(argv)
-    params = load_params()
+    params, params_raw = read_params()
     cfg = params.train
     portable.pin(cfg.reproducible)  # before any work: it may restart this process, pinned
     tracking.connect()
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     outputs = TrainOutputs(args.model, args.log_csv, args.speed_json, args.checkpoint_dir)
     rt = runtime.setup(cfg)
     try:
-        with _tracked(rt, params.mlflow, params.model, args) as on_epoch:
+        with _tracked(rt, params, params_raw, args) as on_epoch:
             last = train(params.model, cfg, args.train_h5, outputs, rt, on_epoch, args.weights_dir)
     finally:
         runtime.teardown()

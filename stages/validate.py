@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.data.nyu import read_splits
-from pipeline.data.raw.frames import read_frames
+from pipeline.data.raw.frames import train_indices
 from pipeline.data.validation import summarize, validate_processed, write_report
 from pipeline.io import remove_stale_temps
 from pipeline.stage import run_stage
@@ -30,12 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     remove_stale_temps(args.report_json, args.report_html)
     params = load_params()
     train_idx, test_idx = read_splits(args.splits)
-    raw_frames = None
-    if params.data.train_source == "raw":
-        if args.raw_frames is None:
-            parser.error("data.train_source: raw needs --raw-frames")
-        train_idx = [frame.index for frame in read_frames(args.raw_frames)]
-        raw_frames = str(args.raw_frames)
+    train_idx, raw_frames = train_indices(params.data, train_idx, args.raw_frames)
     report = validate_processed(
         args.processed_dir / "train.h5",
         args.processed_dir / "test.h5",

@@ -8,7 +8,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import pytest
 import requests
 import torch
 import yaml
-from e2e import stop_process_group
+from e2e import REPO, free_port, stop_process_group
 from PIL import Image
 
 from pipeline.model.fcrn import FCRN
@@ -101,13 +100,6 @@ def postgres_uri() -> Iterator[str]:
 # --- MLflow: a real tracking server for the tracking, registry, predict and UI tests ------------
 
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MlflowServer:
@@ -231,7 +223,6 @@ def mlflow_env(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> 
     return env
 
 
-REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = ("rel", "rms", "rms_log", "log10", "delta1", "delta2", "delta3")
 
 

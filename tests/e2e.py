@@ -6,15 +6,42 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def closed_url(path: str = "") -> str:
+    """An http URL on 127.0.0.1 where nobody listens: a real, fast connection refusal."""
+    return f"http://127.0.0.1:{free_port()}{path}"
+
+
+def write_h5(path: Path, attrs: dict[str, object] | None = None, **arrays: np.ndarray) -> Path:
+    """A processed split as the preprocess stage lays it out (``rgb``, ``depth``, ``index``,
+    ``depth_full`` for test; attrs ``split``, ``resize_hw``, ``crop_hw``), from given arrays."""
+    with h5py.File(path, "w") as h5:
+        for name, array in arrays.items():
+            h5[name] = array
+        h5.attrs.update(attrs or {})
+    return path
+
+
 PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
 
 # A configuration that runs every stage in seconds: 8 rooms, 32x40 crops, 2 short epochs.

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import yaml
+from e2e import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the linters come as wheels in the lock
 WORKFLOWS = sorted((REPO / ".github/workflows").glob("*.yml"))
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from e2e import REPO
 
 from pipeline.config import ConfigError, load_params
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

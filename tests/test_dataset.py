@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-import h5py
+import e2e
 import numpy as np
 import pytest
 import torch
@@ -21,12 +21,8 @@ NO_AUGMENT = {"scale": (1.0, 1.0), "rotation_deg": 0.0, "color": 0.0, "hflip": F
 
 
 def write_h5(path: Path, rgb: np.ndarray, depth: np.ndarray, skip: str = "") -> Path:
-    with h5py.File(path, "w") as h5:
-        data = {"rgb": rgb, "depth": depth, "index": np.arange(len(rgb), dtype=np.int64) * 3}
-        for name, array in data.items():
-            if name != skip:
-                h5.create_dataset(name, data=array)
-    return path
+    data = {"rgb": rgb, "depth": depth, "index": np.arange(len(rgb), dtype=np.int64) * 3}
+    return e2e.write_h5(path, **{name: array for name, array in data.items() if name != skip})
 
 
 def square_scene(n: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import socket
 import sys
 import threading
 import time
@@ -15,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from e2e import closed_url
 
-from pipeline.data.download import ChecksumError, DownloadError, fetch, partial_path
+from pipeline.download import ChecksumError, DownloadError, fetch, partial_path
 
 PAYLOAD = random.Random(0).randbytes(1_500_000)
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -184,10 +184,7 @@ def test_wrong_bytes_raise_and_leave_nothing(serve: Callable[..., Server], dest:
 
 
 def test_unreachable_host_explains_manual_download(dest: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/nyu_depth_v2_labeled.mat"
+    url = closed_url("/nyu_depth_v2_labeled.mat")
     with pytest.raises(DownloadError) as info:
         fetch(url, dest, PAYLOAD_MD5, retries=2, **FAST)
     message = str(info.value)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from e2e import REPO, closed_url
 
 from pipeline.data.synthetic import generate
 from pipeline.io import md5sum
 
-REPO = Path(__file__).resolve().parents[1]
 NAMES = ("nyu_depth_v2_labeled.mat", "splits.mat")
 
 
@@ -26,9 +25,7 @@ def source_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def offline_project(tmp_path: Path, source_files: Path) -> Path:
-    with socket.socket() as sock:  # a port nobody listens on: a real, fast refusal
-        sock.bind(("127.0.0.1", 0))
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    base = closed_url()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["source"] = "nyu"
     params["data"]["nyu"] = {

@@ -2,7 +2,7 @@
 workspace that lost its cache and outputs, and into a fresh clone (what CI's `dvc pull` does).
 
 The remote is a local directory; S3-compatible or SSH storage differs only in `dvc remote add`
-(README, "DVC remote"). Only the data stages run: they are what training reads."""
+(docs/operations.md, "DVC remote"). Only the data stages run: they are what training reads."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from e2e import REPO
 
 from pipeline.io import md5sum
 
-REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
 TARGET = "validate"  # with --with-deps: download, preprocess, validate (train has not run)
 

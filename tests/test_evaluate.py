@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from e2e import REPO, write_h5
 
 from pipeline.config import EvalConfig
 from pipeline.evaluate import Evaluation, evaluate, example_rows, metrics_json
@@ -19,7 +20,6 @@ from pipeline.model.fcrn import FCRN
 from pipeline.model.io import save_model
 from pipeline.plots import plot_predictions, plot_train_curves, read_train_log
 
-REPO = Path(__file__).resolve().parents[1]
 RESIZE_HW, CROP_HW = (68, 85), (64, 80)  # crop window in the 240x320 frame: 226x301
 INDEX = [5, 17, 42]
 CFG = EvalConfig(protocol="eigen", batch_size=2, num_examples=2)  # a partial last batch
@@ -43,19 +43,23 @@ def write_inputs(root: Path) -> Path:
     rng = np.random.default_rng(0)
     full = np.zeros((3, 480, 640), np.float32)
     full[0], full[1, :, :320], full[2] = 1.0, 2.2, 2.0
-    with h5py.File(root / "test.h5", "w") as h5:
-        h5["rgb"] = rng.integers(0, 256, (3, *CROP_HW, 3), dtype=np.uint8)
-        h5["depth"] = np.full((3, *CROP_HW), 2.0, np.float32)
-        h5["depth_full"] = full
-        h5["index"] = np.array(INDEX, np.int64)
-        h5.attrs.update(split="test", resize_hw=RESIZE_HW, crop_hw=CROP_HW)
+    write_h5(
+        root / "test.h5",
+        {"split": "test", "resize_hw": RESIZE_HW, "crop_hw": CROP_HW},
+        rgb=rng.integers(0, 256, (3, *CROP_HW, 3), dtype=np.uint8),
+        depth=np.full((3, *CROP_HW), 2.0, np.float32),
+        depth_full=full,
+        index=np.array(INDEX, np.int64),
+    )
     train_depth = np.stack([np.full(RESIZE_HW, 1.0), np.full(RESIZE_HW, 3.0)]).astype(np.float32)
     train_depth[:, 0, :10] = 0.0  # missing pixels do not count
-    with h5py.File(root / "train.h5", "w") as h5:
-        h5["rgb"] = rng.integers(0, 256, (2, *RESIZE_HW, 3), dtype=np.uint8)
-        h5["depth"] = train_depth
-        h5["index"] = np.array([0, 1], np.int64)
-        h5.attrs.update(split="train", resize_hw=RESIZE_HW, crop_hw=CROP_HW)
+    write_h5(
+        root / "train.h5",
+        {"split": "train", "resize_hw": RESIZE_HW, "crop_hw": CROP_HW},
+        rgb=rng.integers(0, 256, (2, *RESIZE_HW, 3), dtype=np.uint8),
+        depth=train_depth,
+        index=np.array([0, 1], np.int64),
+    )
     torch.manual_seed(0)
     config = {"decoder": "upconv", "fast": True, "final_relu": True, "out_bias": 2.0}
     save_model(FCRN(**config), config, root / "fcrn.pt")

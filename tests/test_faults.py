@@ -56,7 +56,6 @@ from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
 from pipeline.data.synthetic import generate
 from pipeline.io import md5sum
 
-REPO = Path(__file__).resolve().parents[1]
 RAW = (f"data/raw/{LABELED_NAME}", f"data/raw/{SPLITS_NAME}")
 PROCESSED = ("data/processed/train.h5", "data/processed/test.h5")
 SMALL = {"data.synthetic.num_images": 16, "data.synthetic.test_fraction": 0.5}
@@ -353,7 +352,7 @@ SIZE_LIMIT_CASES = [
 
 def write_params(project: Path, changes: dict[str, Any]) -> None:
     """params.yaml of the repo with dotted-key ``changes`` (a ``+`` prefix adds a new key)."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = yaml.safe_load((e2e.REPO / "params.yaml").read_text())
     for key, value in {**SMALL, **changes}.items():
         *parents, leaf = key.lstrip("+").split(".")
         node = params
@@ -382,7 +381,7 @@ class Result:
 
 def command(stage: Stage, file_size: int = -1, drop_root: bool = False) -> list[str]:
     script, *args = stage.argv
-    inner = [sys.executable, str(REPO / script), *args]
+    inner = [sys.executable, str(e2e.REPO / script), *args]
     return [sys.executable, "-c", _LAUNCHER, str(file_size), str(int(drop_root)), *inner]
 
 
@@ -585,7 +584,7 @@ BAD_PARAMS = {
 @pytest.mark.parametrize(("key", "value"), BAD_PARAMS.items(), ids=list(BAD_PARAMS))
 def test_params_stage_names_the_bad_key(tmp_path: Path, key: str, value: object) -> None:
     write_params(tmp_path, {key: value})
-    argv = [sys.executable, str(REPO / "stages/params.py"), "params.yaml", "reports/params.txt"]
+    argv = [sys.executable, str(e2e.REPO / "stages/params.py"), "params.yaml", "reports/params.txt"]
     proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     Result(proc.returncode, proc.stderr).assert_one_clean_error()
     assert f"{key.lstrip('+')}:" in proc.stderr
@@ -594,7 +593,7 @@ def test_params_stage_names_the_bad_key(tmp_path: Path, key: str, value: object)
 
 def test_params_stage_output_ignores_values(tmp_path: Path) -> None:
     """Its output is what later stages depend on: an edit must not change it."""
-    argv = [sys.executable, str(REPO / "stages/params.py"), "params.yaml", "ok.txt"]
+    argv = [sys.executable, str(e2e.REPO / "stages/params.py"), "params.yaml", "ok.txt"]
     outputs = []
     for seed in (0, 1):
         write_params(tmp_path, {"train.seed": seed})

@@ -1,10 +1,10 @@
 """FCRN: shape, parameter count, naive == fast for the whole model, encoder weight loading."""
 
-import socket
 from pathlib import Path
 
 import pytest
 import torch
+from e2e import closed_url
 from torchvision.models import resnet50
 
 from pipeline.model import FCRN, EncoderWeightsUnavailable, count_parameters
@@ -88,9 +88,7 @@ def test_encoder_weights_bad_files(tmp_path: Path):
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh torch cache, and HTTP(S) sent to a closed port on 127.0.0.1: a real, fast
     connection failure on any machine, with or without internet (urllib honours these)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    closed = closed_url()
     for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(var, closed)
     for var in ("no_proxy", "NO_PROXY"):

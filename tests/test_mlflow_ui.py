@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from e2e import TINY, make_project, run
+from e2e import REPO, TINY, make_project, run
 from mlflow import MlflowClient
 
 from pipeline.tracking import ui_url
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs/mlflow-runs.png"  # refreshed with FCRN_UPDATE_SCREENSHOT=1
 EXPERIMENTS = {"lr-small": 0.0001, "lr-large": 0.001}
 

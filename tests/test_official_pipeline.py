@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,16 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from e2e import TINY, make_project, run
+from e2e import REPO, TINY, closed_url, make_project, run
 from official_reference import random_weights, write_zip
 from PIL import Image
 from test_official import tf_shapes
 
 from pipeline.config import ConfigError, parse_params
-from pipeline.data.download import DownloadError
+from pipeline.download import DownloadError
 from pipeline.model.build import build_model
 
-REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = ["-S", "model.arch=official", "-S", "model.init=official", "-S", "train.epochs=0"]
 SIZES = {"data.preprocess.resize_hw": [240, 320], "data.preprocess.crop_hw": [228, 304]}
 
@@ -71,14 +69,8 @@ def test_official_sizes_and_epochs_zero_accepted():
     assert parse_params(raw).train.epochs == 0
 
 
-def _closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/NYU_FCRN-checkpoint.zip"
-
-
 def test_offline_error_names_url_checksum_and_path(tmp_path: Path):
-    url = _closed_port_url()
+    url = closed_url("/NYU_FCRN-checkpoint.zip")
     raw = _params(model__arch="official", model__init="official")
     raw["model"]["official"].update(url=url, retries=0, backoff_s=0.0)
     cfg = parse_params({**raw, "data": {**raw["data"], "preprocess": {

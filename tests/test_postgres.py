@@ -7,7 +7,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy
+from e2e import free_port
 from mlflow import MlflowClient
 from sqlalchemy import text
 
@@ -24,12 +24,6 @@ pytestmark = pytest.mark.slow
 
 PUBLIC_HOST = "mlflow.example.internal"  # the name clients would use behind a reverse proxy
 ALLOWED_ORIGIN = f"https://{PUBLIC_HOST}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -58,7 +52,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def server(postgres_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of `mlflow server` on the PostgreSQL database, started as the README shows."""
     tmp = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),
         "server",

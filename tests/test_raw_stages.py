@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from e2e import REPO
 
 from pipeline.data.synthetic import generate
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(project: Path, train_source: str) -> subprocess.CompletedProcess[str]:

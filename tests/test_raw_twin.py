@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import csv
-import socket
 import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from e2e import closed_url
 from mirror import serving
 from scipy import ndimage
 
 from pipeline.config import PreprocessConfig, RawTwinConfig
-from pipeline.data.download import ChecksumError, DownloadError
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME, read_splits
 from pipeline.data.raw import read_pgm, read_ppm
 from pipeline.data.raw.archives import extract_training_folders, fetch_archive
@@ -24,6 +23,7 @@ from pipeline.data.raw.scenes import folder_scene, read_cellstr, split_scenes
 from pipeline.data.raw.selfcheck import selfcheck
 from pipeline.data.raw.train_split import preprocess_raw
 from pipeline.data.synthetic.raw_twin import generate_raw_twin
+from pipeline.download import ChecksumError, DownloadError
 from pipeline.io import md5sum
 
 TWIN = RawTwinConfig(scenes=3, frames=5, labeled_per_scene=2)
@@ -221,9 +221,7 @@ def test_archive_with_a_wrong_md5_on_the_server_is_refused(tmp_path: Path, twin:
 def test_offline_names_the_url_and_the_place_then_uses_a_copy_put_there(
     tmp_path: Path, twin: Path
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    base = closed_url()
     archive = sorted((twin / "archives").glob("*.zip"))[0]
     dest = tmp_path / "dl" / archive.name
     with pytest.raises(DownloadError) as caught:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from e2e import REPO
 from filelock import FileLock
 from mlflow import MlflowClient
 
@@ -31,7 +32,6 @@ from pipeline.tracking import (
 if TYPE_CHECKING:
     from conftest import MlflowServer, TinyProject
 
-REPO = Path(__file__).resolve().parents[1]
 SYSTEM = {"device": "cpu", "precision": "bf16", "torch": "2.14.1", "cpu": "x86_64"}
 EPOCHS = [{"epoch": e, "train_loss": 1.0 / e, "lr": 3e-4, "val_rel": 0.5 / e} for e in (1, 2, 3)]
 
@@ -171,7 +171,7 @@ def test_a_held_sqlite_store_lock_is_one_error_naming_the_fix(
     file and the way out (delete it, or use a tracking server), not a hang."""
     db = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    monkeypatch.setattr(tracking, "STORE_LOCK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(tracking.store, "STORE_LOCK_TIMEOUT_S", 0.2)
     with (
         FileLock(f"{db}.lock"),
         pytest.raises(TrackingError, match=r"mlflow\.db\.lock: .* use a tracking server"),

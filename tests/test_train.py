@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from e2e import REPO, write_h5
 from torch.utils.data import DistributedSampler
 
 from pipeline.config import Params, parse_params
@@ -23,7 +24,6 @@ from pipeline.model.loss import get_loss
 from pipeline.runtime import Runtime, resolve_precision, seed_everything
 from pipeline.train import LOG_COLUMNS, TrainingDiverged, TrainOutputs, run_key, train
 
-REPO = Path(__file__).resolve().parents[1]
 STORED_HW, CROP_HW = (68, 88), (64, 80)
 
 
@@ -40,12 +40,13 @@ def write_train_h5(path: Path, n: int = 6, seed: int = 0) -> Path:
     rows = np.linspace(4.0, 1.0, STORED_HW[0], dtype=np.float32)[:, None]
     depth = np.broadcast_to(rows, STORED_HW) * rng.uniform(0.8, 1.2, (n, 1, 1)).astype(np.float32)
     rgb = np.clip(255 - depth[..., None] * 50 + rng.normal(0, 5, (n, *STORED_HW, 3)), 0, 255)
-    with h5py.File(path, "w") as f:
-        f["rgb"] = rgb.astype(np.uint8)
-        f["depth"] = depth.astype(np.float32)
-        f["index"] = np.arange(n, dtype=np.int64)
-        f.attrs["resize_hw"], f.attrs["crop_hw"] = STORED_HW, CROP_HW
-    return path
+    return write_h5(
+        path,
+        {"resize_hw": STORED_HW, "crop_hw": CROP_HW},
+        rgb=rgb.astype(np.uint8),
+        depth=depth.astype(np.float32),
+        index=np.arange(n, dtype=np.int64),
+    )
 
 
 def outputs(root: Path) -> TrainOutputs:
@@ -243,7 +244,7 @@ def reads_per_step(monkeypatch: pytest.MonkeyPatch, params: Params, h5: Path) ->
             marks.append(len(reads))
             return real(pred, target)
 
-        monkeypatch.setattr("pipeline.train.get_loss", lambda name: marking_loss)
+        monkeypatch.setattr("pipeline.train.run.get_loss", lambda name: marking_loss)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         run(params, h5, outputs(h5.parent), rt=Runtime(device, None, False))
     return [after - before for before, after in itertools.pairwise(marks)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from e2e import TINY, edited_params, env, make_project, run
+from e2e import TINY, closed_url, edited_params, env, make_project, run
 
 from pipeline.io import md5sum
 
@@ -132,9 +131,7 @@ def test_two_process_ddp_run_on_cpu_resumes_after_a_kill(project: Path) -> None:
 
 
 def test_unreachable_tracking_server_stops_training_in_seconds(project: Path) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    uri = closed_url()
     out = project / "dead"
     args = ["python", "stages/train.py", "data/processed/train.h5", f"{out}/fcrn.pt"]
     args += [f"{out}/log.csv", f"{out}/speed.json", f"{out}/checkpoints"]

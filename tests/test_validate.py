@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+from e2e import REPO, write_h5
 
 from pipeline.config import ValidateConfig
 from pipeline.data.validation import (
@@ -23,7 +24,6 @@ from pipeline.data.validation import (
     write_report,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 40
 TRAIN_IDX = np.arange(0, NUM_IMAGES, 3, dtype=np.int64)  # 14 images
 TEST_IDX = np.setdiff1d(np.arange(NUM_IMAGES), TRAIN_IDX)  # 26 images
@@ -44,14 +44,12 @@ def write_processed(path: Path, split: str, indices: np.ndarray, rgb_hw=(12, 16)
     n, depth_hw = len(indices), (12, 16)
     depth = rng.uniform(0.5, 9.5, (n, *depth_hw)).astype(np.float32)
     depth[:, 0, :4] = 0  # a few missing pixels, as in real Kinect depth
-    with h5py.File(path, "w") as h5:
-        h5["rgb"] = rng.integers(0, 256, (n, *rgb_hw, 3), dtype=np.uint8)
-        h5["depth"] = depth
-        h5["index"] = np.asarray(indices, np.int64)
-        if split == "test":
-            h5["depth_full"] = rng.uniform(0.5, 9.5, (n, 24, 32)).astype(np.float32)
-        h5.attrs["split"] = split
-    return path
+    rgb = rng.integers(0, 256, (n, *rgb_hw, 3), dtype=np.uint8)
+    extra = {}
+    if split == "test":
+        extra["depth_full"] = rng.uniform(0.5, 9.5, (n, 24, 32)).astype(np.float32)
+    index = np.asarray(indices, np.int64)
+    return write_h5(path, {"split": split}, rgb=rgb, depth=depth, index=index, **extra)
 
 
 @pytest.fixture(scope="module")

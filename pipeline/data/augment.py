@@ -39,6 +39,14 @@ def encode_depth(depth: np.ndarray) -> np.ndarray:
     return mm
 
 
+def to_input(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [0, 1], the network's input."""
+    rgb = torch.as_tensor(rgb)
+    if rgb.dtype != torch.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) uint8 RGB, got {tuple(rgb.shape)} {rgb.dtype}")
+    return rgb.permute(0, 3, 1, 2).float().div_(255.0)
+
+
 def draw(
     cfg: AugmentConfig,
     rng: np.random.Generator,

@@ -21,9 +21,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from pipeline.config import AugmentConfig
-from pipeline.data.augment import augment_batch, draws_for, encode_depth
+from pipeline.data.augment import augment_batch, draws_for, encode_depth, to_input
 from pipeline.data.preprocess import center_crop
-from pipeline.inference import to_input
 
 REQUIRED = ("rgb", "depth", "index")
 LOAD_CHUNK = 256  # rows read from HDF5 per copy to the device (~0.1 GB at 240x320)

@@ -1,7 +1,7 @@
 """The network a training starts from: `model.arch` built, `model.init` weights loaded.
 
 `model.init: official` downloads the authors' checkpoint zip into ``weights_dir`` (resumable,
-SHA-256-checked: `pipeline.data.download.fetch`; offline, the error names the URL, the checksum
+SHA-256-checked: `pipeline.download.fetch`; offline, the error names the URL, the checksum
 and where to put a copy) and imports it (`pipeline.model.import_official`).
 """
 
@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from pipeline.config import ModelConfig
-from pipeline.data.download import fetch
+from pipeline.download import fetch
 from pipeline.model.fcrn import FCRN
 from pipeline.model.import_official import import_official
 from pipeline.model.official import OfficialFCRN

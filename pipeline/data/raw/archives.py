@@ -1,6 +1,6 @@
 """The raw dataset's per-category ``.zip`` archives: download each, extract the training folders.
 
-Each archive is fetched with :func:`pipeline.data.download.fetch` (resumable, retried, atomic).
+Each archive is fetched with :func:`pipeline.download.fetch` (resumable, retried, atomic).
 The server may keep an MD5 beside an archive (``<name>.zip.md5``); when it answers, the archive
 must match it, and the value is kept beside the local copy so that a later, offline run checks
 that copy too. Only the members under a training scene's folder are extracted (zip's central
@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 
 import requests
 
-from pipeline.data.download import DownloadError, fetch
 from pipeline.data.raw.scenes import folder_scene
+from pipeline.download import DownloadError, fetch
 from pipeline.io import atomic_write_text
 
 SCENES_DIR = "scenes"

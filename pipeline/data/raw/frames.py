@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pipeline.config import DataConfig
 from pipeline.data.raw.sync import synced_frames
 from pipeline.io import atomic_path
 
@@ -57,3 +58,14 @@ def read_frames(path: Path) -> list[RawFrame]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     return [RawFrame(int(r["index"]), r["folder"], r["depth"], r["rgb"]) for r in rows]
+
+
+def train_indices(
+    data: DataConfig, labeled_train: np.ndarray, raw_frames: Path | None
+) -> tuple[np.ndarray | list[int], str | None]:
+    """The image indices train.h5 must hold, and the raw frame list they come from (if any)."""
+    if data.train_source == "labeled":
+        return labeled_train, None
+    if raw_frames is None:
+        raise ValueError("data.train_source: raw needs --raw-frames")
+    return [frame.index for frame in read_frames(raw_frames)], str(raw_frames)

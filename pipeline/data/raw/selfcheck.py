@@ -16,6 +16,9 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.config import DataConfig
+from pipeline.data.nyu import LABELED_NAME
+from pipeline.data.raw.archives import SCENES_DIR, archive_dir
 from pipeline.data.raw.netpbm import read_pgm, read_ppm
 from pipeline.data.raw.project import project_depth
 from pipeline.data.raw.scenes import folder_scene, read_cellstr
@@ -68,3 +71,16 @@ def selfcheck(labeled: Path, scenes_dir: Path) -> dict[str, Any]:
         "within_1cm_min": min(values) if values else None,
         "per_frame": per_frame,
     }
+
+
+def selfcheck_for(data: DataConfig, raw_dir: Path, downloads_dir: Path) -> dict[str, Any]:
+    """The raw port's agreement with the labeled depth (no frames with labeled training)."""
+    if data.train_source == "labeled":
+        return {"frames": 0, "within_1cm_mean": None, "within_1cm_min": None, "per_frame": {}}
+    scenes = archive_dir(downloads_dir, data.source) / SCENES_DIR
+    result = selfcheck(raw_dir / LABELED_NAME, scenes)
+    print(
+        f"raw self-check: {result['frames']} labeled frames, within 1 cm: mean "
+        f"{result['within_1cm_mean']}, min {result['within_1cm_min']}"
+    )
+    return result

@@ -24,9 +24,10 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.config import PreprocessConfig
-from pipeline.data.nyu import NYUFormatError, open_labeled, read_splits
-from pipeline.data.preprocess import image_dataset, resize_pair, write_split
+from pipeline.config import DataConfig, PreprocessConfig
+from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME, NYUFormatError, open_labeled, read_splits
+from pipeline.data.preprocess import image_dataset, preprocess, resize_pair, write_split
+from pipeline.data.raw.archives import SCENES_DIR, archive_dir
 from pipeline.data.raw.frames import RawFrame, read_frames
 from pipeline.data.raw.netpbm import read_pgm, read_ppm
 from pipeline.data.raw.project import project_depth
@@ -154,3 +155,21 @@ def preprocess_raw(
         write_split(labeled, test_idx, test_tmp, "test", cfg)
     shutil.rmtree(work)
     return train, test
+
+
+def make_processed(
+    data: DataConfig,
+    raw_dir: Path,
+    processed_dir: Path,
+    raw_frames: Path | None,
+    downloads_dir: Path | None,
+) -> None:
+    """train.h5 and test.h5: the labeled file's split, or raw frames for training."""
+    labeled, splits = raw_dir / LABELED_NAME, raw_dir / SPLITS_NAME
+    if data.train_source == "labeled":
+        preprocess(labeled, splits, processed_dir, data.preprocess)
+        return
+    if raw_frames is None or downloads_dir is None:
+        raise ValueError("data.train_source: raw needs --raw-frames and --downloads")
+    scenes = archive_dir(downloads_dir, data.source) / SCENES_DIR
+    preprocess_raw(labeled, splits, raw_frames, scenes, processed_dir, data.preprocess)

@@ -174,8 +174,10 @@ def _place(
     return None
 
 
-def sample_scene(rng: np.random.Generator) -> Scene:
-    room = np.array([rng.uniform(3.0, 7.0), rng.uniform(2.5, 3.2), rng.uniform(4.0, 8.5)])
+def _camera(
+    rng: np.random.Generator, room: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """Eye position, camera-to-world rotation and (roll, yaw, pitch) in degrees."""
     eye = np.array(
         [
             np.clip(room[0] * rng.uniform(0.3, 0.7), 0.9, room[0] - 0.9),
@@ -187,10 +189,13 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     # Camera y points down and world Y up; positive yaw turns right, positive pitch looks up.
     flip = np.diag([1.0, -1.0, 1.0])
     rot = _rot_y(np.radians(yaw)) @ _rot_x(-np.radians(pitch)) @ _rot_z(np.radians(roll)) @ flip
-    light = np.array(
-        [room[0] * rng.uniform(0.3, 0.7), room[1] - 0.15, room[2] * rng.uniform(0.3, 0.7)]
-    )
+    return eye, rot, (roll, yaw, pitch)
 
+
+def _surfaces(
+    rng: np.random.Generator, room: np.ndarray
+) -> tuple[tuple[_Material, ...], tuple[_Picture, ...]]:
+    """The room's six faces' materials and the pictures hung on its walls."""
     paint = _colour(rng, (0.0, 1.0), (0.03, 0.3), (0.6, 0.95))
     walls = [
         _material(
@@ -210,7 +215,13 @@ def sample_scene(rng: np.random.Generator) -> Scene:
         corner = (rng.uniform(0.1, span - w - 0.1), rng.uniform(1.0, room[1] - h - 0.2))
         art = _material(rng, "picture", _colour(rng, (0, 1), (0, 0.3), (0.05, 0.9)), h / 6)
         pictures.append(_Picture(face, corner, (w, h), art))
+    return faces, tuple(pictures)
 
+
+def _furniture(
+    rng: np.random.Generator, room: np.ndarray, eye: np.ndarray
+) -> tuple[str, tuple[_Box, ...], tuple[_Box, ...]]:
+    """The scene type, its furniture's boxes, and one shadow-casting box per piece."""
     scene_type = str(rng.choice(SCENE_TYPES))
     parts: list[_Box] = []
     casters: list[_Box] = []
@@ -235,7 +246,19 @@ def sample_scene(rng: np.random.Generator) -> Scene:
         lo[1] = 0.01  # the shadow caster floats 1 cm up so the floor beneath it lies outside
         caster = _Box(origin + to_world @ ((lo + hi) / 2), (hi - lo) / 2, obj_yaw, material, 0, 0)
         casters.append(caster)
+    return scene_type, tuple(parts), tuple(casters)
 
+
+def sample_scene(rng: np.random.Generator) -> Scene:
+    """One random room: size, camera, light, materials, pictures and furniture, drawn from
+    ``rng`` in a fixed order (the synthetic data's bytes depend on it)."""
+    room = np.array([rng.uniform(3.0, 7.0), rng.uniform(2.5, 3.2), rng.uniform(4.0, 8.5)])
+    eye, rot, angles = _camera(rng, room)
+    light = np.array(
+        [room[0] * rng.uniform(0.3, 0.7), room[1] - 0.15, room[2] * rng.uniform(0.3, 0.7)]
+    )
+    faces, pictures = _surfaces(rng, room)
+    scene_type, parts, casters = _furniture(rng, room, eye)
     lighting = (
         rng.uniform(1.2, 2.0),
         rng.uniform(0.15, 0.3),
@@ -248,10 +271,10 @@ def sample_scene(rng: np.random.Generator) -> Scene:
         rot=rot,
         light=light,
         faces=faces,
-        pictures=tuple(pictures),
-        parts=tuple(parts),
-        casters=tuple(casters),
-        angles=(roll, yaw, pitch),
+        pictures=pictures,
+        parts=parts,
+        casters=casters,
+        angles=angles,
         lighting=lighting,
         white=rng.uniform(0.93, 1.07, size=3).astype(_F32),
         scene_type=scene_type,

@@ -1,26 +1,11 @@
-"""Resumable, checksummed, atomic download of the NYU Depth v2 files.
+"""The HTTP side of `fetch`: attempts, resumes with ``Range``, retries with back-off.
 
-The official files come over plain HTTP from a university server that drops connections, so:
-
-* bytes go to a partial file beside the destination (``<name>.part``) that survives a crash or
-  Ctrl-C; the next attempt, in this run or a later one, resumes it with an HTTP ``Range`` request;
-* a server that ignores ``Range`` (answers 200), or answers with a range that does not start
-  where we asked, makes us restart from zero instead of appending the wrong bytes;
-* connection errors, timeouts, truncated bodies, 408, 429 and 5xx are retried with exponential
-  back-off; other 4xx are not, since asking again will not change the answer;
-* the checksum (MD5 or SHA-256; plain HTTP gives no integrity check) is verified on the bytes on
-  disk before the partial file is renamed onto the destination, so the destination is either
-  absent or correct (``pipeline.io.atomic_path`` does not fit here: its random name and
-  delete-on-error are what resuming must avoid; the same-directory ``os.replace`` gives the
-  same atomicity);
-* when the host cannot be reached, the error says where to put a copy fetched by other means,
-  and the next call verifies that copy and uses it without touching the network.
+What is retried and why is told in the package docstring (`pipeline.download`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from pathlib import Path
@@ -28,16 +13,11 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from pipeline.io import file_digest
-
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("pipeline.download")
 
 # Statuses that may succeed if asked again; every other status >= 400 except 416 is final.
 _RETRY_STATUSES = frozenset({408, 429})
 _MAX_DELAY_S = 60.0
-# Hex digest length -> (hashlib name, name in messages).
-_ALGORITHMS = {32: ("md5", "MD5"), 64: ("sha256", "SHA-256")}
-_HEX_RE = re.compile(r"[0-9a-f]+")
 _CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE_RE = re.compile(r"bytes \*/(\d+)")
 # What requests raises for a refused/reset connection, a timeout or a body cut short.
@@ -52,91 +32,11 @@ class DownloadError(RuntimeError):
     """A file could not be downloaded; the message says what to do about it."""
 
 
-class ChecksumError(DownloadError):
-    """A downloaded or hand-placed file does not have the expected checksum."""
-
-
 class _RetryableError(Exception):
     """An attempt failed in a way that another attempt may fix."""
 
 
-def partial_path(dest: str | os.PathLike[str]) -> Path:
-    """Where ``fetch`` keeps the bytes of an unfinished download of ``dest``.
-
-    A fixed name (not a random temporary one) so that a later run finds and resumes it.
-    """
-    dest = Path(dest)
-    return dest.with_name(dest.name + ".part")
-
-
-def fetch(
-    url: str,
-    dest: str | os.PathLike[str],
-    checksum: str | None,
-    *,
-    retries: int = 5,
-    timeout: float = 30.0,
-    backoff: float = 1.0,
-    chunk_size: int = 1 << 20,
-) -> Path:
-    """Download ``url`` to ``dest`` unless ``dest`` already has ``checksum``; return ``dest``.
-
-    ``checksum`` is an MD5 (32 hex digits) or a SHA-256 (64), told apart by its length.
-
-    ``retries`` bounds consecutive attempts that add no bytes to the partial file (an attempt
-    that makes progress resets the count, so a server that drops a 3 GB transfer every few
-    hundred MB still gets it done). The n-th such retry waits ``backoff * 2**(n-1)`` seconds,
-    at most 60. ``timeout`` applies to connecting and to each read of the body.
-
-    An existing ``dest`` with the wrong checksum raises :class:`ChecksumError` and is left alone: it
-    may be a copy the user placed by hand, and overwriting or moving aside gigabytes of their
-    file without asking would be a surprise; the message tells them to delete or replace it.
-    ``checksum=None`` (a file the server publishes no checksum for) skips both checks.
-
-    The progress bar (tqdm, to stderr) is shown only when stderr is a terminal, so logs of
-    non-interactive runs stay clean.
-    """
-    if checksum is None:
-        expected, algorithm, label = None, "", "no checksum"
-    else:
-        expected = checksum.strip().lower()
-        if not (_HEX_RE.fullmatch(expected) and len(expected) in _ALGORITHMS):
-            raise ValueError(
-                f"expected checksum for {url} must be an MD5 (32 hex digits) or a SHA-256 (64), "
-                f"got {checksum!r}"
-            )
-        algorithm, label = _ALGORITHMS[len(expected)]
-    dest = Path(dest).absolute()
-    if dest.exists() and expected is None:
-        return dest
-    if dest.exists():
-        actual = file_digest(dest, algorithm)
-        if actual == expected:
-            logger.info("%s already present with the expected %s; not downloading", dest, label)
-            return dest
-        raise ChecksumError(
-            f"{dest} exists but its {label} is {actual}, expected {expected} (the file from "
-            f"{url}). "
-            "It was left untouched: delete it to download again, or replace it with a good copy."
-        )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = partial_path(dest)
-    described = f"{label} {expected}" if expected else None
-    _download(url, part, dest, described, retries, timeout, backoff, chunk_size)
-    actual = file_digest(part, algorithm) if expected else None
-    if actual != expected:
-        part.unlink()
-        raise ChecksumError(
-            f"download of {url} has {label} {actual}, expected {expected}; it was deleted, so the "
-            f"next run starts from zero. If the server keeps sending these bytes, get the file "
-            f"by other means and place it at {dest}."
-        )
-    os.replace(part, dest)
-    logger.info("downloaded %s to %s (%s verified)", url, dest, label)
-    return dest
-
-
-def _download(
+def download(
     url: str,
     part: Path,
     dest: Path,
