@@ -7,6 +7,7 @@ it only when there is a new version to make, not for its check that the store al
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -49,6 +50,24 @@ def log_model(model_path: Path, input_hw: tuple[int, int]) -> str:
         f"numpy=={np.__version__}",
         f"mlflow=={mlflow.__version__}",
     ]
+    with tempfile.TemporaryDirectory() as tmp:
+        return _log(net, model_path, Path(tmp), signature, example, requirements, input_hw)
+
+
+def _log(
+    net: nn.Module,
+    model_path: Path,
+    tmp: Path,
+    signature: ModelSignature,
+    example: np.ndarray,
+    requirements: list[str],
+    input_hw: tuple[int, int],
+) -> str:
+    """`mlflow.pytorch.log_model` with the model's ONNX export beside the pt2 program, in the
+    version's ``extra_files/`` (`fcrn-export --onnx OUT models:/...` copies it from there)."""
+    from pipeline.onnx_export import ONNX_NAME, export_onnx
+
+    onnx_file = export_onnx(str(model_path), tmp / ONNX_NAME)
     info = mlflow.pytorch.log_model(
         net,
         name="model",
@@ -56,6 +75,7 @@ def log_model(model_path: Path, input_hw: tuple[int, int]) -> str:
         input_example=example,
         pip_requirements=requirements,
         serialization_format="pt2",
+        extra_files=[str(onnx_file)],
         metadata={
             "input": "float32 RGB in [0, 1], N x 3 x H x W",
             "output": "depth in metres, N x H x W",
