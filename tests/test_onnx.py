@@ -3,9 +3,12 @@ without torch."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -13,6 +16,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+import yaml
 
 from pipeline.config import EvalConfig
 from pipeline.evaluate import evaluate
@@ -20,6 +24,9 @@ from pipeline.inference import to_input
 from pipeline.model.fcrn import FCRN
 from pipeline.model.io import load_model, save_model
 from pipeline.onnx_export import OPSET
+
+if TYPE_CHECKING:
+    from conftest import TinyProject
 
 BIN = Path(sys.executable).parent
 HW = (48, 64)
@@ -126,3 +133,25 @@ def test_export_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), lines
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
+def test_a_registered_version_carries_its_onnx_export(
+    tiny_project: Callable[[str], TinyProject], mlflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = tiny_project("onnx")
+    params = yaml.safe_load((project.root / "params.yaml").read_text())
+    params["mlflow"]["onnx"] = True
+    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _tiny_model(project.model)
+    project.params_raw = params
+    assert project.register()["decision"] == "champion"
+    dest = tmp_path / "registered.onnx"
+    uri = f"models:/{project.model_name}@champion"
+    cmd = [str(BIN / "fcrn-export"), uri, "--onnx", str(dest)]
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, **mlflow_env})
+    session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).random((2, 3, *HW), np.float32)
+    with torch.no_grad():
+        expected = load_model(project.model)(torch.from_numpy(x)).numpy()
+    assert np.abs(session.run(None, {"rgb": x})[0] - expected).max() <= 1e-4
