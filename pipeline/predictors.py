@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
 
 CPU_BATCH, GPU_BATCH = 8, 32  # CPU: the network's best rate (benchmarks/predict_throughput.py)
 
@@ -81,6 +80,8 @@ def _load_pyfunc(uri: str) -> tuple[object, tuple[int, int] | None]:
 def _resize(depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a float32 map; PIL's filter equals torch's half-pixel bilinear up to
     float rounding when upsampling (its support widens only when shrinking)."""
+    from PIL import Image  # here: the PyTorch path runs where Pillow is not installed
+
     if depth.shape == tuple(hw):
         return depth
     resized = Image.fromarray(depth, mode="F").resize(hw[::-1], Image.Resampling.BILINEAR)
