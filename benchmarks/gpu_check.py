@@ -163,8 +163,8 @@ def _short_training(args: argparse.Namespace, device: torch.device, best: dict) 
     values = torch.stack(losses).float().cpu().numpy()  # one host sync, at the end
     first, last = float(values[:20].mean()), float(values[-20:].mean())
     return {"seconds": args.train_s, "steps": i, "images": i * trainer.batch,
-            "batch": trainer.batch, "loss_first_20": round(first, 4), "loss_last_20": round(last, 4),
-            "loss_fell": last < first}  # fmt: skip
+            "batch": trainer.batch, "loss_first_20": round(first, 4),
+            "loss_last_20": round(last, 4), "loss_fell": last < first}  # fmt: skip
 
 
 def _predict_rates(args: argparse.Namespace, root: Path) -> dict:
