@@ -109,7 +109,8 @@ def _registry_env(model_file: Path, root: Path, input_hw: tuple[int, int]) -> di
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("bench")
     with contextlib.redirect_stdout(io.StringIO()), mlflow.start_run():
-        version = mlflow.register_model(log_model(model_file, input_hw), "bench").version
+        uri = log_model(model_file, input_hw, onnx=False)  # its first depth reads pt2 only
+        version = mlflow.register_model(uri, "bench").version
     mlflow.MlflowClient().set_registered_model_alias("bench", "champion", version)
     return env
 
