@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 HW = (48, 64)
 
 
-def _tiny_model(path: Path) -> Path:
+def _tiny_model(path: Path, hw: tuple[int, int] = HW) -> Path:
     """A random FCRN whose depths are indoor-sized (~1-5 m): the head scaled down, as training
     leaves it (a random ResNet's raw outputs run to tens of metres)."""
     torch.manual_seed(0)
@@ -40,14 +40,14 @@ def _tiny_model(path: Path) -> Path:
     model = FCRN(**config)
     with torch.no_grad():
         model.head.weight.mul_(0.05)
-    save_model(model, config, path, HW, HW)
+    save_model(model, config, path, hw, hw)
     return path
 
 
-def _test_split(path: Path, n: int = 6) -> Path:
+def _test_split(path: Path, n: int = 6, hw: tuple[int, int] = HW) -> Path:
     """A processed test file (the layout `evaluate` reads): smooth frames, depths 1-5 m."""
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0 : HW[0], 0 : HW[1]]
+    yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]]
     rgb = np.stack([(128 + 100 * np.sin(xx / (5 + i) + yy / 9))[..., None].repeat(3, -1)
                     for i in range(n)]).astype(np.uint8)  # fmt: skip
     rgb = np.clip(rgb + rng.integers(-20, 20, rgb.shape), 0, 255).astype(np.uint8)
@@ -56,7 +56,7 @@ def _test_split(path: Path, n: int = 6) -> Path:
     with h5py.File(path, "w") as h5:
         h5["rgb"], h5["depth_full"], h5["index"] = rgb, depth_full, np.arange(n)
         h5["depth"] = depth_full[:, ::10, ::10]
-        h5.attrs["resize_hw"], h5.attrs["crop_hw"] = HW, HW
+        h5.attrs["resize_hw"], h5.attrs["crop_hw"] = hw, hw
     return path
 
 
@@ -80,11 +80,8 @@ def test_export_is_opset_18_with_dynamic_batch_and_size_and_the_frame_size(
     assert isinstance(dims[0], str) and dims[1] == 3 and all(isinstance(d, str) for d in dims[2:])
 
 
-def test_onnxruntime_equals_pytorch_fp32_and_the_laina_metrics(
-    exported: tuple[Path, Path], tmp_path: Path
-) -> None:
-    model_file, onnx_file = exported
-    test_h5 = _test_split(tmp_path / "test.h5")
+def parity(model_file: Path, onnx_file: Path, test_h5: Path) -> tuple[float, list[dict]]:
+    """(max |onnxruntime - PyTorch fp32| in metres on the test frames, laina metrics of both)."""
     with h5py.File(test_h5) as h5:
         rgb = h5["rgb"][:]
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
@@ -93,14 +90,36 @@ def test_onnxruntime_equals_pytorch_fp32_and_the_laina_metrics(
         expected = load_model(model_file)(x).numpy()
     got = session.run(None, {"rgb": x.numpy()})[0]
     assert got.shape == expected.shape
-    assert np.abs(got - expected).max() <= 1e-4  # metres
+    cfg = EvalConfig(protocol="laina", batch_size=4, num_examples=2)
+    metrics = [evaluate(m, test_h5, test_h5, cfg).metrics["laina"] for m in (model_file, onnx_file)]
+    return float(np.abs(got - expected).max()), metrics
+
+
+def _assert_parity(max_diff: float, metrics: list[dict]) -> None:
+    assert max_diff <= 1e-4  # metres
+    rounded = [{k: round(v, 4) for k, v in m.items()} for m in metrics]
+    assert rounded[0] == rounded[1]
+
+
+def test_onnxruntime_equals_pytorch_fp32_and_the_laina_metrics(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _assert_parity(*parity(*exported, _test_split(tmp_path / "test.h5")))
+    session = ort.InferenceSession(str(exported[1]), providers=["CPUExecutionProvider"])
     other = session.run(None, {"rgb": np.random.default_rng(1).random((3, 3, 72, 96), np.float32)})
     assert other[0].shape[:2] == (3, 1)  # another batch and frame size: dynamic
-    cfg = EvalConfig(protocol="laina", batch_size=4, num_examples=2)
-    metrics = [evaluate(m, test_h5, test_h5, cfg).metrics["laina"] for m in exported]
-    assert {k: round(v, 4) for k, v in metrics[0].items()} == {
-        k: round(v, 4) for k, v in metrics[1].items()
-    }
+
+
+@pytest.mark.slow
+def test_parity_at_the_default_frame_size(tmp_path: Path) -> None:
+    """params.yaml's sizes: 96x128 crops of 102x136 frames (the export's example size)."""
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    crop = tuple(params["data"]["preprocess"]["crop_hw"])
+    model = _tiny_model(tmp_path / "fcrn.pt", tuple(params["data"]["preprocess"]["resize_hw"]))
+    cmd = [str(BIN / "fcrn-export"), str(model), "--onnx", str(tmp_path / "fcrn.onnx")]
+    subprocess.run(cmd, check=True, capture_output=True)
+    test_h5 = _test_split(tmp_path / "test.h5", hw=crop)
+    _assert_parity(*parity(model, tmp_path / "fcrn.onnx", test_h5))
 
 
 def test_fcrn_predict_runs_onnx_without_torch(exported: tuple[Path, Path], tmp_path: Path) -> None:
