@@ -150,16 +150,15 @@ def predict_folder(
     read (the others are all written: one bad photo does not cost the rest)."""
     out.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
-    loaded = []
     with (
         ThreadPoolExecutor(workers, "decode") as decode,
         ThreadPoolExecutor(workers, "write") as write,
-        tqdm(total=len(images), desc="predict", unit="img", smoothing=0.1) as bar,
+        tqdm(total=len(images), desc="predict", unit="img", disable=None) as bar,  # off: no TTY
     ):
         loads = _prefetch(decode, lambda p: _load(p, input_hw), images, 2 * batch_size)
         writes: deque[Future[None]] = deque()
         while chunk := list(islice(loads, batch_size)):
-            loaded.clear()
+            loaded = []
             for path, future in chunk:
                 try:
                     loaded.append((path, *future.result()))
