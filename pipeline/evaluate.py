@@ -137,7 +137,6 @@ def evaluate(
     protocol, plus the examples to plot."""
     device, autocast_dtype = _device()
     baseline_depth = mean_depth(train_h5)
-    log.info("evaluating on %s (%s)", device.type, "bf16" if autocast_dtype else "fp32")
     with h5py.File(test_h5, "r") as h5:
         resize_hw, crop_hw = _test_layout(h5, test_h5)
         window_hw = crop_window_hw(resize_hw, crop_hw)
@@ -147,6 +146,7 @@ def evaluate(
         sizes = {m.pred_hw for m in model_meters.values()}
         constant = {hw: np.full(hw, baseline_depth) for hw in sizes}
         network = _network(model_path, device, autocast_dtype, crop_hw)
+        log.info("evaluating on %s (%s)", device.type, "bf16" if autocast_dtype else "fp32")
         shown = set(example_rows(n, cfg.num_examples))
         examples = []
         for start in tqdm(range(0, n, cfg.batch_size), desc="evaluate", unit="batch"):
