@@ -198,6 +198,7 @@ class EvalConfig(_Section):
 class MlflowConfig(_Section):
     experiment: str = Field(min_length=1)
     registered_model: str = Field(min_length=1)
+    onnx: bool = True  # new versions carry the ONNX export too (about a minute on 2 cores)
 
 
 class Params(_Section):

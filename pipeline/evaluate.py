@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,6 @@ from pipeline.metrics import (
     crop_ground_truth,
     crop_window_hw,
 )
-from pipeline.model.fcrn import FCRN
 from pipeline.model.io import load_model
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,30 @@ def _device() -> tuple[torch.device, torch.dtype | None]:
     return torch.device("cpu"), None
 
 
-def _output_hw(model: FCRN, in_hw: tuple[int, int], device: torch.device) -> tuple[int, int]:
-    """The network's own output size for ``in_hw`` inputs (about half of it)."""
-    with torch.no_grad():
-        return tuple(model(torch.zeros(1, 3, *in_hw, device=device)).shape[-2:])
+Network = Callable[[np.ndarray], torch.Tensor]  # (N, h, w, 3) uint8 -> (N, h', w') metres
+
+
+def _network(
+    model_path: os.PathLike[str] | str,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    in_hw: tuple[int, int],
+) -> Network:
+    """The model's forward at its own output resolution: a model file on ``device``, or an
+    exported ``.onnx`` file on onnxruntime's CPU provider (scored exactly as the PyTorch one)."""
+    if str(model_path).endswith(".onnx"):
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+
+        def run_onnx(rgb: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"rgb": to_input(rgb).numpy()})[0][:, 0])
+
+        return run_onnx
+    model = load_model(model_path, device)
+    with torch.no_grad():  # the network's own output size (about half of the input)
+        native_hw = tuple(model(torch.zeros(1, 3, *in_hw, device=device)).shape[-2:])
+    return lambda rgb: predict_depth(model, to_input(rgb), native_hw, dtype)
 
 
 def _resize(depth: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
@@ -114,11 +134,10 @@ def evaluate(
     train_h5: os.PathLike[str] | str,
     cfg: EvalConfig,
 ) -> Evaluation:
-    """The model and the train-mean baseline under every protocol, plus the examples to plot."""
+    """The model (a model file, or its ONNX export) and the train-mean baseline under every
+    protocol, plus the examples to plot."""
     device, autocast_dtype = _device()
-    model = load_model(model_path, device)
     baseline_depth = mean_depth(train_h5)
-    log.info("evaluating on %s (%s)", device.type, "bf16" if autocast_dtype else "fp32")
     with h5py.File(test_h5, "r") as h5:
         resize_hw, crop_hw = _test_layout(h5, test_h5)
         window_hw = crop_window_hw(resize_hw, crop_hw)
@@ -127,13 +146,14 @@ def evaluate(
         model_meters, base_meters = _meters(window_hw), _meters(window_hw)
         sizes = {m.pred_hw for m in model_meters.values()}
         constant = {hw: np.full(hw, baseline_depth) for hw in sizes}
-        native_hw = _output_hw(model, crop_hw, device)
+        network = _network(model_path, device, autocast_dtype, crop_hw)
+        log.info("evaluating on %s (%s)", device.type, "bf16" if autocast_dtype else "fp32")
         shown = set(example_rows(n, cfg.num_examples))
         examples = []
         for start in tqdm(range(0, n, cfg.batch_size), desc="evaluate", unit="batch"):
             stop = min(start + cfg.batch_size, n)
             batch_rgb = rgb[start:stop]
-            native = predict_depth(model, to_input(batch_rgb), native_hw, autocast_dtype)
+            native = network(batch_rgb)
             preds = {hw: _resize(native, hw) for hw in sizes}
             for j, gt in enumerate(depth_full[start:stop]):
                 for p in PROTOCOLS:

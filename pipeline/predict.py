@@ -1,30 +1,38 @@
-"""`fcrn-predict`: depth maps for RGB photos from the registered model or a local model file.
+"""`fcrn-predict`: depth maps for RGB photos from the registered model, a model file or ONNX.
 
-Each image goes through the training preprocessing (resized with a box filter to the frame size
-the model was trained on), the network, and a bilinear upsampling back to the image's own size.
+A pipeline, so that the network never waits on files: a thread pool decodes each photo and
+box-resizes it to the frame size the model was trained on (PIL releases the GIL), the network
+runs on batches of ``--batch-size``, and a second pool upsamples each depth map back to its
+photo's size and writes its two PNGs (zlib releases the GIL) while the next batch runs. The
+outputs equal the one-image-at-a-time loop's up to float rounding of the batched convolutions
+(tests/test_predict_pipeline.py bounds it).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
-import matplotlib
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
-from pipeline.config import load_params
-from pipeline.inference import predict_depth, to_input
-from pipeline.model.io import read_model
+from pipeline.io import atomic_path
+from pipeline.predictors import Predictor, load_predictor
 from pipeline.stage import run_stage
 
 DEFAULT_MODEL = "models:/fcrn-nyu@champion"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 DEPTH_CMAP = "viridis"  # as in reports/predictions.png
 MAX_MM = np.iinfo(np.uint16).max  # 65.535 m: far beyond any indoor depth
+T = TypeVar("T")
 
 EPILOG = """\
 Depths are metres for a camera like NYU Depth v2's Kinect (focal length ~519 px at 640x480, about
@@ -35,11 +43,10 @@ lengths.
 Writes, per image, STEM.png (16-bit, depth in millimetres as the NYU toolbox stores it; 0 = no
 value) and STEM_color.png (colourised, for viewing). MODEL is an MLflow model URI (models:/NAME@
 ALIAS, models:/NAME/VERSION, runs:/...) resolved at MLFLOW_TRACKING_URI (default
-sqlite:///mlflow.db in the current folder), or the path of a model file such as models/fcrn.pt.
+sqlite:///mlflow.db in the current folder), the path of a model file such as models/fcrn.pt, or
+an ONNX file made by `fcrn-export --onnx` (run on onnxruntime, without PyTorch). One unreadable
+image is reported at the end as one error line (exit status 1); every other image is written.
 """
-
-# (1, 3, h, w) float32 RGB in [0, 1] -> (1, h, w) float32 depth in metres at the same size
-Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 def find_images(inputs: list[Path]) -> list[Path]:
@@ -92,14 +99,83 @@ def _too_many_pixels(path: Path) -> str:
     )
 
 
-def _local_predictor(path: Path) -> tuple[Predictor, tuple[int, int] | None]:
-    """The model file's network and the training frame size it records (None: format 1)."""
-    loaded = read_model(path, "cuda" if torch.cuda.is_available() else "cpu")
+def write_depth(depth: np.ndarray, out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """STEM.png (uint16 millimetres) and STEM_color.png (viridis, near = dark), each atomic."""
+    import matplotlib  # here, not at start-up: it runs in the writer threads, beside the network
 
-    def predict(x: np.ndarray) -> np.ndarray:
-        return predict_depth(loaded.model, torch.from_numpy(x), x.shape[-2:]).cpu().numpy()
+    mm = np.clip(np.round(depth * 1000.0), 0, MAX_MM).astype(np.uint16)
+    raw, color = out_dir / f"{stem}.png", out_dir / f"{stem}_color.png"
+    lo, hi = float(depth.min()), float(depth.max())
+    scaled = (depth - lo) / (hi - lo) if hi > lo else np.zeros_like(depth)
+    rgba = matplotlib.colormaps[DEPTH_CMAP](scaled, bytes=True)
+    for dest, pixels in ((raw, mm), (color, rgba[..., :3])):
+        with atomic_path(dest) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+    return raw, color
 
-    return predict, loaded.input_hw
+
+def _load(path: Path, input_hw: tuple[int, int]) -> tuple[tuple[int, int], np.ndarray]:
+    """(the photo's (H, W), the photo box-resized to ``input_hw``) as training resized frames."""
+    rgb = read_rgb(path)
+    small = Image.fromarray(rgb).resize(input_hw[::-1], Image.Resampling.BOX)
+    return rgb.shape[:2], np.asarray(small)
+
+
+def _prefetch(
+    pool: ThreadPoolExecutor, fn: Callable[[Path], T], items: Iterable[Path], ahead: int
+) -> Iterator[tuple[Path, Future[T]]]:
+    """``fn`` over ``items`` in ``pool``, in order, at most ``ahead`` running beyond the one
+    yielded (memory stays bounded on a folder of thousands of photos)."""
+    pending: deque[tuple[Path, Future[T]]] = deque()
+    for item in items:
+        pending.append((item, pool.submit(fn, item)))
+        if len(pending) > ahead:
+            yield pending.popleft()
+    yield from pending
+
+
+def _finish(model: Predictor, depth: np.ndarray, hw: tuple[int, int], out: Path, stem: str) -> None:
+    write_depth(model.upsample(depth, hw), out, stem)
+
+
+def predict_folder(
+    model: Predictor,
+    images: list[Path],
+    out: Path,
+    input_hw: tuple[int, int],
+    batch_size: int,
+    workers: int,
+) -> list[str]:
+    """Depth PNGs for ``images`` in ``out``; returns the messages of images that could not be
+    read (the others are all written: one bad photo does not cost the rest)."""
+    out.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with (
+        ThreadPoolExecutor(workers, "decode") as decode,
+        ThreadPoolExecutor(workers, "write") as write,
+        tqdm(total=len(images), desc="predict", unit="img", disable=None) as bar,  # off: no TTY
+    ):
+        loads = _prefetch(decode, lambda p: _load(p, input_hw), images, 2 * batch_size)
+        writes: deque[Future[None]] = deque()
+        while chunk := list(islice(loads, batch_size)):
+            loaded = []
+            for path, future in chunk:
+                try:
+                    loaded.append((path, *future.result()))
+                except ValueError as e:
+                    errors.append(str(e))
+                    bar.update()
+            if loaded:
+                depths = model.predict(np.stack([small for _, _, small in loaded]))
+                for (path, hw, _), depth in zip(loaded, depths, strict=True):
+                    writes.append(write.submit(_finish, model, depth, hw, out, path.stem))
+            while len(writes) > batch_size:  # one batch in flight beside the network
+                writes.popleft().result()
+                bar.update()
+        for future in writes:
+            future.result()
+            bar.update()
+    return errors
 
 
 def _local_input_hw() -> tuple[int, int]:
@@ -108,46 +184,9 @@ def _local_input_hw() -> tuple[int, int]:
             "this model file (format 1) does not record its training frame size: run in the "
             "project folder (params.yaml: data.preprocess.resize_hw) or pass --input-hw H W"
         )
+    from pipeline.config import load_params  # pydantic: only for this old format
+
     return load_params().data.preprocess.resize_hw
-
-
-def _mlflow_predictor(uri: str) -> tuple[Predictor, tuple[int, int] | None]:
-    """The pyfunc model at ``uri`` and the training frame size it records."""
-    # Imported here: `--help`, a bad argument and a model file do not wait for MLflow (seconds).
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-
-    from pipeline.tracking import connect, first_line, tracking_uri
-
-    connect()  # a dead server: one line naming it, in seconds, not MLflow's minutes of retries
-    try:
-        model = mlflow.pyfunc.load_model(uri)
-    except MlflowException as e:  # unknown model, alias or version
-        raise ValueError(f"{uri} at {tracking_uri()}: {first_line(e)}") from None
-    input_hw = (model.metadata.metadata or {}).get("input_hw")
-    return model.predict, tuple(input_hw) if input_hw else None
-
-
-def predict_image(predict: Predictor, rgb: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
-    """Depth (H, W) in metres for an (H, W, 3) uint8 image."""
-    size_wh = (input_hw[1], input_hw[0])
-    small = np.array(Image.fromarray(rgb).resize(size_wh, Image.Resampling.BOX))  # writable
-    depth = torch.from_numpy(np.asarray(predict(to_input(small[None]).numpy()), np.float32))
-    full = F.interpolate(depth[:, None], size=rgb.shape[:2], mode="bilinear", align_corners=False)
-    return full[0, 0].numpy()
-
-
-def write_depth(depth: np.ndarray, out_dir: Path, stem: str) -> tuple[Path, Path]:
-    """STEM.png (uint16 millimetres) and STEM_color.png (viridis, near = dark)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    mm = np.clip(np.round(depth * 1000.0), 0, MAX_MM).astype(np.uint16)
-    raw, color = out_dir / f"{stem}.png", out_dir / f"{stem}_color.png"
-    Image.fromarray(mm).save(raw)
-    lo, hi = float(depth.min()), float(depth.max())
-    scaled = (depth - lo) / (hi - lo) if hi > lo else np.zeros_like(depth)
-    rgba = matplotlib.colormaps[DEPTH_CMAP](scaled, bytes=True)
-    Image.fromarray(rgba[..., :3]).save(color)
-    return raw, color
 
 
 def cli(argv: list[str] | None = None) -> None:
@@ -160,7 +199,9 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("inputs", type=Path, nargs="+", help="PNG/JPEG files or folders of them")
     parser.add_argument("--out", type=Path, required=True, help="folder for the depth PNGs")
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"MLflow model URI or model file ({DEFAULT_MODEL})"
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"MLflow model URI, model file or .onnx file ({DEFAULT_MODEL})",
     )
     parser.add_argument(
         "--input-hw",
@@ -169,17 +210,28 @@ def cli(argv: list[str] | None = None) -> None:
         metavar=("H", "W"),
         help="training frame size to resize to (default: recorded with the model)",
     )
+    parser.add_argument(
+        "--batch-size", type=int, help="images per network call (default: 8 on a CPU, 32 on a GPU)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=min(8, os.cpu_count() or 1), help="decode/write threads"
+    )
     args = parser.parse_args(argv)
     images = find_images(args.inputs)
-    if ":/" in args.model:
-        predict, recorded_hw = _mlflow_predictor(args.model)
-    else:
-        predict, recorded_hw = _local_predictor(Path(args.model))
-    input_hw = tuple(args.input_hw or recorded_hw or _local_input_hw())
-    for path in images:
-        depth = predict_image(predict, read_rgb(path), input_hw)
-        raw, color = write_depth(depth, args.out, path.stem)
-        print(f"{path} -> {raw}, {color} (median {np.median(depth):.2f} m)")
+    started = time.perf_counter()
+    model = load_predictor(args.model)
+    input_hw = tuple(args.input_hw or model.input_hw or _local_input_hw())
+    batch = args.batch_size or model.default_batch
+    errors = predict_folder(model, images, args.out, input_hw, batch, max(1, args.workers))
+    done = len(images) - len(errors)
+    rate = done / (time.perf_counter() - started)
+    print(f"{done} depth maps in {args.out} ({rate:.1f} img/s with model loading)")
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ValueError(
+            f"{len(errors)} of {len(images)} images not written, the other {done} are: "
+            f"{errors[0]}{more}"
+        )
 
 
 def main() -> None:

@@ -146,7 +146,7 @@ def _register(
     for path in reports:
         client.log_artifact(run_id, str(path), "reports")
     with mlflow.start_run(run_id=run_id):
-        model_uri = log_model(model_path, params.data.preprocess.resize_hw)
+        model_uri = log_model(model_path, params.data.preprocess.resize_hw, params.mlflow.onnx)
     name = params.mlflow.registered_model
     commit = client.get_run(run_id).data.tags.get("mlflow.source.git.commit")
     # The decision must see every version registered before this one (parallel experiments).

@@ -7,6 +7,7 @@ it only when there is a new version to make, not for its check that the store al
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -18,6 +19,7 @@ from mlflow.types import Schema, TensorSpec
 from torch import nn
 
 from pipeline.model.io import load_model
+from pipeline.onnx_export import ONNX_NAME, export_onnx
 
 
 class DepthAtInputSize(nn.Module):
@@ -33,8 +35,9 @@ class DepthAtInputSize(nn.Module):
         return F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
 
 
-def log_model(model_path: Path, input_hw: tuple[int, int]) -> str:
-    """Log the model (eval mode, pt2) into the active run; return its model URI."""
+def log_model(model_path: Path, input_hw: tuple[int, int], onnx: bool = True) -> str:
+    """Log the model (eval mode, pt2; with ``onnx`` its ONNX export too) into the active run;
+    return its model URI."""
     net = DepthAtInputSize(load_model(model_path)).eval()
     # -1 marks the dims torch.export keeps dynamic; a batch of 2 keeps N dynamic (a size-1 dim
     # is exported as fixed). A numpy example (a tensor drops the pyfunc flavour) of 64x80 keeps
@@ -49,6 +52,21 @@ def log_model(model_path: Path, input_hw: tuple[int, int]) -> str:
         f"numpy=={np.__version__}",
         f"mlflow=={mlflow.__version__}",
     ]
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = [export_onnx(str(model_path), Path(tmp) / ONNX_NAME)] if onnx else []
+        return _log(net, extra, signature, example, requirements, input_hw)
+
+
+def _log(
+    net: nn.Module,
+    extra_files: list[Path],
+    signature: ModelSignature,
+    example: np.ndarray,
+    requirements: list[str],
+    input_hw: tuple[int, int],
+) -> str:
+    """`mlflow.pytorch.log_model`; ``extra_files`` (the ONNX export) land in the version's
+    ``extra_files/``, where `fcrn-export --onnx OUT models:/...` copies it from."""
     info = mlflow.pytorch.log_model(
         net,
         name="model",
@@ -56,6 +74,7 @@ def log_model(model_path: Path, input_hw: tuple[int, int]) -> str:
         input_example=example,
         pip_requirements=requirements,
         serialization_format="pt2",
+        extra_files=[str(f) for f in extra_files] or None,
         metadata={
             "input": "float32 RGB in [0, 1], N x 3 x H x W",
             "output": "depth in metres, N x H x W",

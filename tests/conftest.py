@@ -237,6 +237,7 @@ class TinyProject:
         self.experiment, self.model_name = f"test-{name}-{token}", f"fcrn-{name}-{token}"
         params = yaml.safe_load((REPO / "params.yaml").read_text())
         params["mlflow"] = {"experiment": self.experiment, "registered_model": self.model_name}
+        params["mlflow"]["onnx"] = False  # the export takes a minute; tests/test_onnx.py does it
         params["data"]["preprocess"]["resize_hw"] = [48, 64]  # small frames: fast predictions
         params["data"]["preprocess"]["crop_hw"] = [48, 64]
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

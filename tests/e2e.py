@@ -54,6 +54,7 @@ TINY = {
     "train.batch_size": 2,
     "train.workers": 0,
     "eval.num_examples": 2,
+    "mlflow.onnx": False,  # the ONNX export takes a minute; tests/test_onnx.py checks it
 }
 
 

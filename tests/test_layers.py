@@ -33,7 +33,15 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
     {"inference": ("pipeline.inference",)},
     {"train": ("pipeline.train",), "evaluate": ("pipeline.evaluate", "pipeline.plots")},
     {"tracking": ("pipeline.tracking",)},
-    {"registry": ("pipeline.registry", "pipeline.served_model", "pipeline.predict")},
+    {
+        "registry": (
+            "pipeline.registry",
+            "pipeline.served_model",
+            "pipeline.predict",
+            "pipeline.predictors",
+            "pipeline.onnx_export",
+        )
+    },
     {"stages": ("stages",)},
 )
 MAX_MODULE_LINES = 300

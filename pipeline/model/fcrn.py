@@ -11,13 +11,11 @@ from urllib.parse import urlparse
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import ResNet50_Weights, resnet50
 
+from pipeline.model.resnet import IMAGENET_MEAN, IMAGENET_STD, IMAGENET_URL, resnet50_encoder
 from pipeline.model.upsampling import UpConv, UpProj
 
 _DECODERS: dict[str, type[nn.Module]] = {"upconv": UpConv, "upproj": UpProj}
-_IMAGENET = ResNet50_Weights.IMAGENET1K_V1
-_ENCODER_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 
 
 class EncoderWeightsUnavailable(RuntimeError):
@@ -26,7 +24,7 @@ class EncoderWeightsUnavailable(RuntimeError):
 
 def imagenet_weights_path() -> Path:
     """Where torch.hub caches (and this module looks for) the ImageNet ResNet-50 weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(_IMAGENET.url).path).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(IMAGENET_URL).path).name
 
 
 def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
@@ -46,11 +44,11 @@ def _imagenet_state() -> dict[str, torch.Tensor]:
         # torchvision names its files <arch>-<sha256 prefix>.pth; torch.hub checks that prefix.
         hash_prefix = path.stem.rsplit("-", 1)[-1]
         try:
-            torch.hub.download_url_to_file(_IMAGENET.url, str(path), hash_prefix, progress=False)
+            torch.hub.download_url_to_file(IMAGENET_URL, str(path), hash_prefix, progress=False)
         except (OSError, RuntimeError) as e:
             raise EncoderWeightsUnavailable(
                 f"ImageNet ResNet-50 weights are not cached and could not be downloaded from "
-                f"{_IMAGENET.url} ({e}). Download that file elsewhere and place it at {path} "
+                f"{IMAGENET_URL} ({e}). Download that file elsewhere and place it at {path} "
                 f"(torch.hub.get_dir()/checkpoints; TORCH_HOME moves it)."
             ) from e
     return _load_state_file(path)
@@ -72,14 +70,13 @@ def _encoder_state(spec: str) -> tuple[dict[str, torch.Tensor] | None, str]:
 
 
 def build_encoder(weights: str = "none") -> nn.Sequential:
-    """torchvision ResNet-50 up to layer4 (no pool, no fc), parameter names as in torchvision.
+    """ResNet-50 up to layer4 (no pool, no fc), parameter names as in torchvision.
 
-    `weights`: "none", "imagenet" (ResNet50_Weights.IMAGENET1K_V1) or the path of a ResNet-50
-    state_dict (loaded with weights_only=True; `fc.*` entries are ignored).
+    `weights`: "none", "imagenet" (torchvision's ResNet50_Weights.IMAGENET1K_V1) or the path of a
+    ResNet-50 state_dict (loaded with weights_only=True; `fc.*` entries are ignored).
     """
     state, source = _encoder_state(weights)
-    resnet = resnet50(weights=None)
-    encoder = nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in _ENCODER_LAYERS))
+    encoder = nn.Sequential(OrderedDict(resnet50_encoder()))
     if state is not None:
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         try:
@@ -116,9 +113,9 @@ class FCRN(nn.Module):
         block = _DECODERS[decoder]
         # The ImageNet normalisation belongs to the encoder's weights; keep it inside the model
         # (not saved in state_dict: it is a property of the code, not of training).
-        norm = _IMAGENET.transforms()
-        self.register_buffer("mean", torch.tensor(norm.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(norm.std).view(1, 3, 1, 1), persistent=False)
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
         self.encoder = build_encoder(encoder_weights)
         self.bridge = nn.Sequential(nn.Conv2d(2048, 1024, 1), nn.BatchNorm2d(1024))
         self.decoder = nn.Sequential(*(block(c, c // 2, fast) for c in (1024, 512, 256, 128)))
