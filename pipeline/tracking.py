@@ -35,6 +35,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from mlflow.exceptions import MlflowException
 
+from pipeline.access import access_message
 from pipeline.config import MlflowConfig
 from pipeline.io import atomic_write_json, md5sum, remove_stale_temps
 
@@ -166,7 +167,8 @@ def connect() -> MlflowClient:
     except TrackingError:
         raise
     except Exception as e:  # a store can fail in many ways (HTTP, SQL, files); all mean "unusable"
-        raise TrackingError(f"MLflow tracking at {uri} is not usable: {first_line(e)}") from e
+        message = access_message(e) or f"MLflow tracking at {uri} is not usable: {first_line(e)}"
+        raise TrackingError(message) from e
     return client
 
 
