@@ -92,13 +92,14 @@ def test_ci_retrains_through_s3_and_a_reader_predicts_with_champion(
     runner, root = retrained["runner"], retrained["root"]
     assert "Running stage 'train'" in retrained["log"]
     assert "pushed to the DVC remote" in (runner / "report.md").read_text()
-    # Every output the lock records is on the S3 remote (dvc status --cloud as the reader).
+    # Every output the lock records is on the S3 remote, and the reader's clone pulls it.
     clone = root / "teammate"
     run(["git", "clone", "-q", str(runner), str(clone)], root)
     image = root / "room.png"
     Image.new("RGB", (80, 64), "teal").save(image)
     with account(team_stack, "reader"):
-        assert "in sync" in run(["dvc", "status", "--cloud"], clone).stdout
+        cloud = run(["dvc", "status", "--cloud"], clone).stdout  # "deleted": only on the remote
+        assert "deleted:            models/fcrn.pt" in cloud and "new:" not in cloud, cloud
         run(["dvc", "pull"], clone)
         for path, md5 in lock_outs(clone).items():
             if (clone / path).is_file():

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.server.auth.client import AuthServiceClient
+
+with warnings.catch_warnings():  # the server package's import warns about Starlette's WSGI
+    warnings.simplefilter("ignore")
+    from mlflow.server.auth.client import AuthServiceClient
 
 from pipeline.tracking import EXPERIMENT_KIND
 

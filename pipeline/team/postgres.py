@@ -53,7 +53,10 @@ class Cluster:
         return f"postgresql+psycopg2://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        result = subprocess.run(cmd, text=True, capture_output=True, env=env)
+        try:
+            result = subprocess.run(cmd, text=True, capture_output=True, env=env)
+        except FileNotFoundError as e:  # runuser (util-linux) or a PostgreSQL tool
+            raise PostgresError(f"{e.filename}: not found") from None
         if result.returncode != 0:
             log = self.log.read_text() if self.log.exists() else ""
             raise PostgresError(

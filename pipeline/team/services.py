@@ -38,6 +38,8 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
     """Raise naming the first port on 127.0.0.1 that something else listens on."""
     for what, port in ports.items():
         with socket.socket() as sock:
+            # As the servers do: a port whose last connections linger in TIME_WAIT is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:

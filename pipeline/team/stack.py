@@ -185,6 +185,9 @@ class Stack:
             "[mlflow]\ndefault_permission = READ\n"
             f"database_uri = {self.postgres.uri('mlflow_auth')}\nadmin_username = admin\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Checking a password (PBKDF2) per request costs ~1 s on a busy 2-core machine;
+            # one worker, so a password change is seen at once.
+            "auth_cache_ttl_seconds = 60\n"
         )
         _write_private(self.root / "basic_auth.ini", ini)
 
