@@ -180,6 +180,7 @@ def test_no_password_in_logs_reports_or_mlflow(
             if path.is_file():
                 texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
     texts["report.md"] = (runner / "report.md").read_text()
+    texts["job summary"] = (retrained["root"] / "summary.md").read_text()
     with account(team_stack, "ci"):
         client = MlflowClient(team_stack.mlflow_url)
         exp = client.get_experiment_by_name("team-roundtrip")
