@@ -105,6 +105,7 @@ def test_tracking_server_restarted_during_training(team_stack: Stack, tmp_path: 
         assert _epochs(client, "team-restart") == [list(range(1, epochs + 1))], out
 
 
+@pytest.mark.timeout(2400)  # four FCRN registrations, one after another (~250 MB each)
 def test_four_queued_experiments_against_the_server(team_stack: Stack, tmp_path: Path) -> None:
     lrs = {"q1": 0.0003, "q2": 0.001, "q3": 0.003, "q4": 0.0001}
     project = team_project(team_stack, tmp_path / "p", "queue", {})
