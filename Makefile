@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: repro test test-fast lint docs lock hooks dvc mlflow fcrn-predict
+.PHONY: repro test test-fast lint docs lock hooks dvc mlflow fcrn-predict team-up team-down
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -48,3 +48,11 @@ hooks: $(STAMP)
 lock: $(STAMP)
 	pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
 		-o requirements.lock pyproject.toml
+
+# The team stack on this machine (docs/team.md): PostgreSQL, SeaweedFS S3 and an authenticated
+# MLflow server on 127.0.0.1, data in FCRN_TEAM_DIR (.team). Needs MLFLOW_AUTH_ADMIN_PASSWORD.
+team-up: $(STAMP)
+	python -m pipeline.team up
+
+team-down: $(STAMP)
+	python -m pipeline.team down

@@ -18,12 +18,15 @@ version's tags, and no run ids or times: re-running reproduces its bytes.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import mlflow
+from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
@@ -32,6 +35,7 @@ from mlflow.exceptions import MlflowException
 from pipeline.config import Params, parse_params
 from pipeline.io import md5sum
 from pipeline.tracking import connect, model_run, store_lock
+from pipeline.tracking.store import STORE_LOCK_TIMEOUT_S
 
 HEADLINE = "rel"  # mean absolute relative error: the paper's first column; lower is better
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -72,12 +76,35 @@ def decide(record: Mapping[str, str], champion: ModelVersion | None) -> tuple[bo
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version ``alias`` points at; None when the alias or the whole model is missing.
+
+    MLflow's basic-auth answers a non-admin's question about a model that does not exist yet
+    with 403, not 404 (it finds no permission to check): a 403 means "missing" when the model is
+    not there, and a real refusal when it is.
+    """
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException as e:  # no such alias, or no such model yet
         if e.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
             return None
+        if e.error_code == "PERMISSION_DENIED" and not client.search_registered_models(
+            filter_string=f"name = '{name}'"
+        ):
+            return None
         raise
+
+
+def _decision_lock() -> AbstractContextManager[object]:
+    """`store_lock` for a local store. For a server: a lock in the DVC workspace's .dvc/tmp, so
+    that queued experiments running at once (`dvc queue start -j N`) decide one after another;
+    the server cannot make "read the champion, then move it" atomic."""
+    lock = store_lock()
+    if not isinstance(lock, nullcontext):
+        return lock
+    folder = Path(os.environ.get("DVC_ROOT") or Path.cwd()) / ".dvc" / "tmp"
+    if not folder.is_dir():
+        return nullcontext()
+    return FileLock(str(folder / "register.lock"), timeout=STORE_LOCK_TIMEOUT_S)
 
 
 def _registered(client: MlflowClient, name: str, record: Mapping[str, str]) -> ModelVersion | None:
@@ -150,7 +177,7 @@ def _register(
     name = params.mlflow.registered_model
     commit = client.get_run(run_id).data.tags.get("mlflow.source.git.commit")
     # The decision must see every version registered before this one (parallel experiments).
-    with store_lock():
+    with _decision_lock():
         promote, reason = decide(record, _alias_version(client, name, CHAMPION))
         tags = {**record, "decision": CHAMPION if promote else CANDIDATE, "reason": reason}
         if commit:

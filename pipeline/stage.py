@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from pipeline.access import access_message
 from pipeline.download import DownloadError
 
 BUG_EXIT = 70  # sysexits.h EX_SOFTWARE: an internal software error
@@ -64,7 +65,10 @@ def run_stage(main: Callable[[], object]) -> None:
     except KeyboardInterrupt:
         print("error: interrupted; run the stage again to redo it", file=sys.stderr)
         sys.exit(130)
-    except Exception:
+    except Exception as exc:
+        if message := access_message(exc):  # a tracking server's 401 or 403: not a bug
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(1)
         traceback.print_exc()
         print(
             "error: this is a bug in the pipeline, not in your data or params: please report it "

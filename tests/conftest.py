@@ -19,80 +19,47 @@ import pytest
 import requests
 import torch
 import yaml
-from e2e import REPO, free_port, stop_process_group
+from e2e import REPO, free_port, free_port_pair, stop_process_group
 from PIL import Image
 
 from pipeline.model.fcrn import FCRN
 from pipeline.model.io import save_model
+from pipeline.team import postgres
+from pipeline.team.accounts import ensure_users
+from pipeline.team.stack import DEFAULT_PORTS, Stack
 
 # --- PostgreSQL: a throwaway server for MLflow's SQL backend store ------------------------------
-
-POSTGRES_ROOT = Path("/usr/lib/postgresql")  # Debian: one bin/ per major version, off PATH
-
-
-def _postgres_bindir() -> Path | None:
-    """bin/ of the newest installed PostgreSQL server, or None."""
-    bindirs = [initdb.parent for initdb in POSTGRES_ROOT.glob("*/bin/initdb")]
-    return max(bindirs, key=lambda b: [int(n) for n in b.parent.name.split(".")], default=None)
-
-
-def _postgres_run(
-    cmd: list[str], log: Path | None = None, env: dict[str, str] | None = None
-) -> None:
-    """Run a PostgreSQL tool; on failure raise with its output and the server log."""
-    result = subprocess.run(cmd, text=True, capture_output=True, env=env)
-    if result.returncode != 0:
-        log_text = log.read_text() if log is not None and log.exists() else ""
-        raise RuntimeError(
-            f"{cmd} failed ({result.returncode}):\n{result.stdout}{result.stderr}{log_text}"
-        )
 
 
 @pytest.fixture(scope="session")
 def postgres_uri() -> Iterator[str]:
     """SQLAlchemy URI of a fresh database on a throwaway PostgreSQL cluster on 127.0.0.1.
 
-    The cluster lives in its own temporary directory (data, unix socket, log) with password
-    authentication, and is stopped and deleted at the end of the session. The URI names the
-    psycopg2 driver (the one in the lock): SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3.
+    The cluster (`pipeline.team.postgres`: data, unix socket and log in one folder, password
+    authentication) lives in a temporary directory and is stopped and deleted at the end of the
+    session.
     """
-    bindir = _postgres_bindir()
-    if bindir is None:
+    if postgres.bindir() is None:
         pytest.skip(
-            f"no PostgreSQL server under {POSTGRES_ROOT}/*/bin "
+            f"no PostgreSQL server under {postgres.POSTGRES_ROOT}/*/bin "
             "(apt-get install postgresql; .ci/run does)"
         )
-    owner: pwd.struct_passwd | None = None
     if os.geteuid() == 0:
-        # initdb refuses to run as root: the cluster belongs to Debian's `postgres` system user.
         try:
-            owner = pwd.getpwnam("postgres")
+            pwd.getpwnam("postgres")
         except KeyError:
             pytest.skip("running as root and there is no `postgres` user to own the cluster")
-    as_owner = ["runuser", "-u", "postgres", "--"] if owner else []
     # Not pytest's tmp_path: its base directory is private (0700) to the user running pytest.
     root = Path(tempfile.mkdtemp(prefix="pytest-postgres-"))
-    data, log, pwfile = root / "data", root / "server.log", root / "pwfile"
-    password = secrets.token_hex(16)
-    pwfile.write_text(password)
-    if owner:
-        for path in (root, pwfile):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-    port = free_port()
-    initdb = [*as_owner, str(bindir / "initdb"), f"--pgdata={data}", "--username=postgres"]
-    pg_ctl = [*as_owner, str(bindir / "pg_ctl"), f"--pgdata={data}", "--wait"]
-    server_options = f"-h 127.0.0.1 -p {port} -k {root}"  # TCP on loopback only; socket in root
+    cluster = postgres.Cluster(root, free_port(), secrets.token_hex(16))
     try:
-        _postgres_run([*initdb, "--auth=scram-sha-256", f"--pwfile={pwfile}", "--locale=C.UTF-8"])
-        _postgres_run([*pg_ctl, f"--log={log}", f"--options={server_options}", "start"], log)
+        cluster.init()
+        cluster.start()
         try:
-            createdb = [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "mlflow"]
-            _postgres_run(
-                createdb, env={**os.environ, "PGUSER": "postgres", "PGPASSWORD": password}
-            )
-            yield f"postgresql+psycopg2://postgres:{password}@127.0.0.1:{port}/mlflow"
+            cluster.create_database("mlflow")
+            yield cluster.uri("mlflow")
         finally:
-            _postgres_run([*pg_ctl, "--mode=fast", "stop"], log)
+            cluster.stop()
     finally:
         shutil.rmtree(root)
 
@@ -311,3 +278,26 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Ti
         return TinyProject(tmp_path_factory.mktemp(name), name)
 
     return make
+
+
+# --- The team stack: PostgreSQL, SeaweedFS S3 and basic-auth MLflow (one per session) ----------
+
+
+@pytest.fixture(scope="session")
+def team_stack() -> Iterator[Stack]:
+    """`python -m pipeline.team up`'s stack in a temporary folder on free ports, with the
+    ``ci`` and ``reader`` accounts; ``stack.admin_password`` is the admin's."""
+    if postgres.bindir() is None:
+        pytest.skip("no PostgreSQL server (apt-get install postgresql; .ci/run does)")
+    root = Path(tempfile.mkdtemp(prefix="pytest-team-"))
+    root.chmod(0o755)  # as root, the cluster's owner `postgres` must reach root/postgres
+    ports = {name: free_port_pair() for name in DEFAULT_PORTS}
+    stack = Stack(root, ports)
+    stack.admin_password = secrets.token_urlsafe(18)
+    try:
+        stack.up(stack.admin_password)
+        ensure_users(stack.mlflow_url, stack.admin_password, stack.secrets["mlflow"])
+        yield stack
+    finally:
+        stack.down()
+        shutil.rmtree(root, ignore_errors=True)

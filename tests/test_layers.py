@@ -19,6 +19,7 @@ from e2e import REPO
 LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
     {
         "base": (
+            "pipeline.access",
             "pipeline.config",
             "pipeline.io",
             "pipeline.download",
@@ -40,7 +41,8 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
             "pipeline.predict",
             "pipeline.predictors",
             "pipeline.onnx_export",
-        )
+        ),
+        "team": ("pipeline.team",),
     },
     {"stages": ("stages",)},
 )

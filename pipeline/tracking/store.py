@@ -15,6 +15,7 @@ import mlflow
 from filelock import FileLock
 from mlflow import MlflowClient
 
+from pipeline.access import access_message
 from pipeline.tracking.http import http_policy
 
 DEFAULT_STORE = "mlflow.db"  # what a bare `mlflow ui` in the repo root shows
@@ -111,5 +112,6 @@ def connect() -> MlflowClient:
     except TrackingError:
         raise
     except Exception as e:  # a store can fail in many ways (HTTP, SQL, files); all mean "unusable"
-        raise TrackingError(f"MLflow tracking at {uri} is not usable: {first_line(e)}") from e
+        message = access_message(e) or f"MLflow tracking at {uri} is not usable: {first_line(e)}"
+        raise TrackingError(message) from e
     return client
