@@ -13,11 +13,13 @@ RGB and depth stay aligned and no depth is invented between an edge and the wall
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from pipeline.config import AugmentConfig
+if TYPE_CHECKING:  # annotations only: inference (and the bare GPU check) need no pydantic
+    from pipeline.config import AugmentConfig
 
 MM_PER_M = 1000.0
 NOT_FINITE_MM = 65535  # stands for NaN/inf: corrupt data must still fail the step's finite check
