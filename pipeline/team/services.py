@@ -117,23 +117,24 @@ class Service:
         while _group_alive(pid) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        while _group_alive(pid):
-            _reap(pid)
-            time.sleep(0.1)
+        _kill_group(pid)
         self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """SIGKILL the group at once: what a crashed service looks like to its clients."""
         pid = self.pid()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            while _group_alive(pid):
-                _reap(pid)
-                time.sleep(0.1)
+            _kill_group(pid)
             self.pid_file.unlink(missing_ok=True)
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL a process group and wait until none of it is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    while _group_alive(pid):
+        _reap(pid)
+        time.sleep(0.1)
 
 
 def _reap(pid: int) -> None:
