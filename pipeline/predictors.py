@@ -8,6 +8,7 @@ path starts without either (seconds each on 2 cores).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -69,8 +70,9 @@ def _load_pyfunc(uri: str) -> tuple[object, tuple[int, int] | None]:
     from pipeline.tracking import connect, first_line, tracking_uri
 
     connect()  # a dead server: one line naming it, in seconds, not MLflow's minutes of retries
-    try:
-        model = mlflow.pyfunc.load_model(uri)
+    try:  # the pt2 program is read into memory: its download (the model's size) need not stay
+        with tempfile.TemporaryDirectory(prefix="fcrn-predict-") as tmp:
+            model = mlflow.pyfunc.load_model(uri, dst_path=tmp)
     except MlflowException as e:  # unknown model, alias or version
         raise ValueError(f"{uri} at {tracking_uri()}: {first_line(e)}") from None
     input_hw = (model.metadata.metadata or {}).get("input_hw")

@@ -19,7 +19,7 @@ import pytest
 import requests
 import torch
 import yaml
-from e2e import REPO, free_port, free_port_pair, stop_process_group
+from e2e import REPO, free_port, free_port_pair, stage_argv, stop_process_group
 from PIL import Image
 
 from pipeline.model.fcrn import FCRN
@@ -256,26 +256,20 @@ class TinyProject:
 
     def register(self) -> dict[str, object]:
         """Run the `register` stage script as DVC would; return registration.json."""
-        out = self.reports / "registration.json"
-        artifacts = ["predictions.png", "train_curves.png", "validation.json", "validation.html"]
-        cmd = [
-            sys.executable, str(REPO / "stages/register.py"), str(self.model),
-            str(self.reports / "metrics.json"), str(self.reports / "train_log.csv"),
-            str(self.train_h5), str(self.test_h5), str(self.state_file), str(out),
-            "--artifacts", *(str(self.reports / a) for a in artifacts),
-        ]  # fmt: skip
+        script, *args = stage_argv("register")
+        cmd = [sys.executable, str(REPO / script), *args]
         result = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True)
         if result.returncode != 0:
             raise AssertionError(f"register failed:\n{result.stdout}\n{result.stderr}")
-        return json.loads(out.read_text())
+        return json.loads((self.reports / "registration.json").read_text())
 
 
-@pytest.fixture(scope="session")
-def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], TinyProject]:
-    """Make `TinyProject`s (a new folder each)."""
+@pytest.fixture(scope="module")
+def tiny_project(module_tmp: Callable[[str], Path]) -> Callable[[str], TinyProject]:
+    """Make `TinyProject`s (a new folder each, deleted with the module's)."""
 
     def make(name: str) -> TinyProject:
-        return TinyProject(tmp_path_factory.mktemp(name), name)
+        return TinyProject(module_tmp(name), name)
 
     return make
 
@@ -301,3 +295,26 @@ def team_stack() -> Iterator[Stack]:
     finally:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- Disk: module folders go when their module ends -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def module_tmp(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], Path]]:
+    """`tmp_path_factory.mktemp` for one module's fixtures; the folders are deleted when the
+    module ends unless one of its tests failed. A full run makes dozens of 258 MB models: kept
+    to the session's end they would need ~25 GB of disk."""
+    made: list[Path] = []
+    failed_before = request.session.testsfailed
+
+    def mktemp(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield mktemp
+    if request.session.testsfailed == failed_before:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)

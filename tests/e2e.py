@@ -5,20 +5,25 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
+import requests
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's console scripts (fcrn-*, mlflow, dvc, linters)
 
 
 def free_port() -> int:
@@ -70,6 +75,18 @@ TINY = {
     "eval.num_examples": 2,
     "mlflow.onnx": False,  # the ONNX export takes a minute; tests/test_onnx.py checks it
 }
+
+
+def stage_argv(stage: str) -> tuple[str, ...]:
+    """``stage``'s command in dvc.yaml, its ``${paths.*}`` filled in, without the leading
+    ``python``: the script and its arguments, relative to the project. Tests that run a stage
+    script directly run what DVC runs."""
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    paths = next(v["paths"] for v in pipeline["vars"] if "paths" in v)
+    cmd = re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m[1]], pipeline["stages"][stage]["cmd"])
+    python, *argv = shlex.split(cmd)
+    assert python == "python", cmd
+    return tuple(argv)
 
 
 def env() -> dict[str, str]:
@@ -145,3 +162,32 @@ def stop_process_group(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@contextmanager
+def mlflow_serving(model_uri: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`mlflow models serve` as the docs show it, answering /ping: yield its URL; its process
+    group is ended afterwards. ``env``: the client's (tracking URI, login) instead of ours."""
+    port = free_port()
+    cmd = [
+        str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    # It execs `uvicorn` by name: the venv's bin must be on PATH (as after activating it).
+    full_env = {**(env or os.environ), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    with log.open("wb") as f:
+        proc = subprocess.Popen(
+            cmd, env=full_env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{url}/ping", timeout=5).status_code == 200:
+                    break
+            time.sleep(1)
+        yield url
+    finally:
+        stop_process_group(proc)

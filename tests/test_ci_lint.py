@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
-from e2e import REPO
+from e2e import BIN, REPO
 
-BIN = Path(sys.executable).parent  # the linters come as wheels in the lock
 WORKFLOWS = sorted((REPO / ".github/workflows").glob("*.yml"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ NAMES = ("nyu_depth_v2_labeled.mat", "splits.mat")
 
 
 @pytest.fixture(scope="module")
-def source_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def source_files(module_tmp: Callable[[str], Path]) -> Path:
     """Stand-ins for the real files (the synthetic twin), with their MD5s in the params."""
-    src = tmp_path_factory.mktemp("nyu")
+    src = module_tmp("nyu")
     generate(src, num_images=4, seed=1, test_fraction=0.5, workers=1)
     return src
 

@@ -7,6 +7,7 @@ import http.server
 import json
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,9 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(module_tmp: Callable[[str], Path]) -> Path:
     """A fresh git + DVC repo holding a copy of the project with a tiny synthetic dataset."""
-    return make_project(tmp_path_factory.mktemp("project") / "project", TINY)
+    return make_project(module_tmp("project") / "project", TINY)
 
 
 def test_repro_runs_then_is_up_to_date(project: Path) -> None:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,10 @@ def assert_restored(project: Path, expected: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def pushed(module_tmp: Callable[[str], Path]) -> tuple[Path, dict[str, str]]:
     """A git + DVC copy of the project on tiny synthetic data whose data stages ran, committed
     and pushed to a local-directory remote; with path -> md5 of the pushed outputs."""
-    root = tmp_path_factory.mktemp("dvc-remote")
+    root = module_tmp("dvc-remote")
     project, remote = root / "project", root / "remote"
     project.mkdir()
     for name in PROJECT_FILES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -68,8 +69,8 @@ def write_inputs(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_inputs(tmp_path_factory.mktemp("evaluate"))
+def inputs(module_tmp: Callable[[str], Path]) -> Path:
+    return write_inputs(module_tmp("evaluate"))
 
 
 @pytest.fixture(scope="module")

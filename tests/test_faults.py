@@ -248,7 +248,7 @@ class Stage:
 STAGES = [
     Stage(
         id="download-synthetic",
-        argv=("stages/download.py", "data/raw", "data/downloads"),
+        argv=e2e.stage_argv("download"),
         outputs=RAW,
         changed=lambda world: {"data.synthetic.seed": 1},
         kill_points=(temps_created, first_half_written),
@@ -256,7 +256,7 @@ STAGES = [
     ),
     Stage(
         id="download-http",
-        argv=("stages/download.py", "data/raw", "data/downloads"),
+        argv=e2e.stage_argv("download"),
         outputs=RAW,
         params=lambda world: _nyu_params(world, "v1"),
         changed=lambda world: _nyu_params(world, "v2"),
@@ -267,7 +267,7 @@ STAGES = [
     ),
     Stage(
         id="preprocess",
-        argv=("stages/preprocess.py", "data/raw", "data/processed"),
+        argv=e2e.stage_argv("preprocess"),
         outputs=PROCESSED,
         inputs=RAW,
         changed=lambda world: {
@@ -279,13 +279,7 @@ STAGES = [
     ),
     Stage(
         id="validate",
-        argv=(
-            "stages/validate.py",
-            "data/processed",
-            f"data/raw/{SPLITS_NAME}",
-            "reports/validation.json",
-            "reports/validation.html",
-        ),
+        argv=e2e.stage_argv("validate"),
         outputs=("reports/validation.json", "reports/validation.html"),
         inputs=(*PROCESSED, RAW[1]),
         changed=lambda world: {"validate.max_reported_indices": 5},  # in the report, not verdict
@@ -294,14 +288,7 @@ STAGES = [
     ),
     Stage(
         id="train",
-        argv=(
-            "stages/train.py",
-            "data/processed/train.h5",
-            "models/fcrn.pt",
-            "reports/train_log.csv",
-            "reports/train_speed.json",
-            "checkpoints",
-        ),
+        argv=e2e.stage_argv("train"),
         outputs=("models/fcrn.pt", "reports/train_log.csv", "reports/train_speed.json"),
         inputs=(PROCESSED[0],),
         params=lambda world: TINY,
@@ -317,14 +304,7 @@ STAGES = [
     ),
     Stage(
         id="evaluate",
-        argv=(
-            "stages/evaluate.py",
-            "models/fcrn.pt",
-            "data/processed/test.h5",
-            "data/processed/train.h5",
-            "reports/train_log.csv",
-            "reports",
-        ),
+        argv=e2e.stage_argv("evaluate"),
         outputs=("reports/metrics.json", "reports/predictions.png", "reports/train_curves.png"),
         inputs=("models/fcrn.pt", *PROCESSED, "reports/train_log.csv"),
         params=lambda world: TINY,
@@ -452,11 +432,11 @@ def left_after_failure(project: Path, stage: Stage) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    mirror = tmp_path_factory.mktemp("mirror")
+def world(module_tmp: Callable[[str], Path]) -> Iterator[World]:
+    mirror = module_tmp("mirror")
     generate(mirror / "v1", num_images=16, seed=0, test_fraction=0.5, workers=2)
     generate(mirror / "v2", num_images=4, seed=1, test_fraction=0.5, workers=1)
-    root = tmp_path_factory.mktemp("projects")
+    root = module_tmp("projects")
     with serving(mirror, throttle=True) as server:
         yield World(server.url, mirror, root)
 
@@ -618,9 +598,9 @@ def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 
 @pytest.fixture(scope="module")
-def dvc_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dvc_project(module_tmp: Callable[[str], Path]) -> Path:
     """The project run up to `validate`: every stage whose params these tests edit is cached."""
-    root = e2e.make_project(tmp_path_factory.mktemp("dvc") / "project", SMALL)
+    root = e2e.make_project(module_tmp("dvc") / "project", SMALL)
     dvc(root, "repro", "validate")
     return root
 

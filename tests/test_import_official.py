@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from e2e import BIN
 from official_reference import random_weights, write_bundle, write_npy, write_zip
 from PIL import Image
 from test_official import tf_shapes
@@ -22,7 +24,6 @@ from pipeline.model.official import OfficialFCRN
 from pipeline.model.tf_checkpoint import CheckpointError
 
 TF_FIXTURE = Path(__file__).parent / "data/tf_bundle/tiny.ckpt"
-BIN = Path(sys.executable).parent
 
 
 def test_reads_a_checkpoint_written_by_tensorflow():
@@ -72,9 +73,9 @@ def test_reads_a_checkpoint_written_by_tensorflow():
 
 
 @pytest.fixture(scope="module")
-def official_files(tmp_path_factory: pytest.TempPathFactory):
+def official_files(module_tmp: Callable[[str], Path]):
     """Random weights in all three formats (full size: ~254 MB each, in a temp folder)."""
-    root = tmp_path_factory.mktemp("official")
+    root = module_tmp("official")
     weights = random_weights(tf_shapes(), seed=3)
     write_bundle(root / "NYU_FCRN.ckpt", weights)
     write_npy(root / "NYU_ResNet-UpProj.npy", weights)

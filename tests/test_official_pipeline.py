@@ -8,7 +8,7 @@ import hashlib
 import json
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -85,9 +85,9 @@ def test_offline_error_names_url_checksum_and_path(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def served_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def served_zip(module_tmp: Callable[[str], Path]) -> Iterator[tuple[str, str]]:
     """(URL, sha256) of a random-weight NYU_FCRN-checkpoint.zip (~254 MB) on 127.0.0.1."""
-    root = tmp_path_factory.mktemp("weights")
+    root = module_tmp("weights")
     write_zip(root / "NYU_FCRN-checkpoint.zip", random_weights(tf_shapes(), seed=5))
     with open(root / "NYU_FCRN-checkpoint.zip", "rb") as f:
         sha256 = hashlib.file_digest(f, "sha256").hexdigest()

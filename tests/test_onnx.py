@@ -17,6 +17,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
+from e2e import BIN
 
 from pipeline.config import EvalConfig
 from pipeline.evaluate import evaluate
@@ -28,7 +29,6 @@ from pipeline.onnx_export import OPSET
 if TYPE_CHECKING:
     from conftest import TinyProject
 
-BIN = Path(sys.executable).parent
 HW = (48, 64)
 
 
@@ -61,8 +61,8 @@ def _test_split(path: Path, n: int = 6, hw: tuple[int, int] = HW) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("onnx")
+def exported(module_tmp: Callable[[str], Path]) -> tuple[Path, Path]:
+    root = module_tmp("onnx")
     model = _tiny_model(root / "fcrn.pt")
     cmd = [str(BIN / "fcrn-export"), str(model), "--onnx", str(root / "fcrn.onnx")]
     subprocess.run(cmd, check=True, capture_output=True, text=True)

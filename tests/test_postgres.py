@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,9 +49,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(postgres_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(postgres_uri: str, module_tmp: Callable[[str], Path]) -> Iterator[str]:
     """Base URL of `mlflow server` on the PostgreSQL database, started as the README shows."""
-    tmp = tmp_path_factory.mktemp("mlflow-server")
+    tmp = module_tmp("mlflow-server")
     port = free_port()
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),

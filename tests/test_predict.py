@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ import numpy as np
 import pytest
 import requests
 import torch
-from e2e import stop_process_group
+from e2e import BIN, closed_url, mlflow_serving
 from PIL import Image
 
 from pipeline.inference import predict_depth
@@ -26,7 +24,6 @@ from pipeline.predict import main
 if TYPE_CHECKING:
     from conftest import MlflowServer, TinyProject
 
-BIN = Path(sys.executable).parent
 SIZES = {"wide.png": (50, 70), "photo.jpg": (61, 83), "grey.png": (40, 40)}  # name: (H, W)
 
 
@@ -50,12 +47,6 @@ def _predict(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     return 0
-
-
-def _dead_server_uri() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +117,7 @@ def test_errors_are_one_line(
     elif case == "no_input":
         image = tmp_path / "nowhere"
     else:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", _dead_server_uri())
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_url())
         model = "models:/fcrn-nyu@champion"
     argv = ["--model", model, "--input-hw", "48", "64", "--out", str(tmp_path / "o"), str(image)]
     started = time.monotonic()
@@ -176,7 +167,8 @@ def test_a_fresh_process_without_this_repo_loads_the_champion(
         "np.save(sys.argv[3], model.predict(np.load(sys.argv[2])))\n"
     )
     cmd = [sys.executable, "-I", "-c", script, champion, "x.npy", "y.npy"]
-    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # MLflow leaves its download in the temp dir
+    subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     y = np.load(tmp_path / "y.npy")
     assert y.shape == (3, 48, 64)
     np.testing.assert_allclose(y, _eager(project, x), rtol=0, atol=1e-5)
@@ -214,42 +206,11 @@ def test_unknown_alias_or_version_is_one_line(
     assert len(err) == 1 and err[0].startswith(f"error: {model} at http://127.0.0.1:"), err
 
 
-@contextlib.contextmanager
-def _serving(model_uri: str, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`mlflow models serve` as the README shows it; its process group is ended afterwards."""
-    cmd = [
-        str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    # It execs `uvicorn` by name: the venv's bin must be on PATH (as after activating it).
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    with log.open("wb") as f:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield proc
-    finally:
-        stop_process_group(proc)
-
-
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_invocations(
     champion: str, project: TinyProject, tmp_path: Path
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    with _serving(champion, port, log) as proc:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/ping", timeout=5).status_code == 200:
-                    break
-            time.sleep(1)
+    with mlflow_serving(champion, tmp_path / "serve.log") as url:
         x = np.random.default_rng(2).random((1, 3, 48, 64), dtype=np.float32)
         answer = requests.post(f"{url}/invocations", json={"inputs": x.tolist()}, timeout=60)
     assert answer.status_code == 200, answer.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -21,20 +22,20 @@ SIZES = [(50, 70), (61, 83), (40, 40), (96, 128), (33, 57), (48, 64), (75, 61)] 
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model(module_tmp: Callable[[str], Path]) -> Path:
     torch.manual_seed(0)
     config = {"decoder": "upproj", "fast": True, "final_relu": True, "out_bias": 2.0}
     net = FCRN(**config)
     with torch.no_grad():
         net.head.weight.mul_(0.05)  # indoor-sized depths (a few metres), as trained models give
-    path = tmp_path_factory.mktemp("model") / "fcrn.pt"
+    path = module_tmp("model") / "fcrn.pt"
     save_model(net, config, path, HW, HW)
     return path
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
+def photos(module_tmp: Callable[[str], Path]) -> Path:
+    folder = module_tmp("photos")
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate(SIZES):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(folder / f"p{i}.png")

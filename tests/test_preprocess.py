@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -19,8 +20,8 @@ CFG = PreprocessConfig(resize_hw=(240, 320), crop_hw=(228, 304))
 
 
 @pytest.fixture(scope="module")
-def raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    raw = tmp_path_factory.mktemp("raw")
+def raw_dir(module_tmp: Callable[[str], Path]) -> Path:
+    raw = module_tmp("raw")
     generate(raw, num_images=6, seed=3, test_fraction=0.34, workers=1)
     return raw
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -31,16 +32,16 @@ SIZE = PreprocessConfig(resize_hw=(34, 44), crop_hw=(32, 40))
 
 
 @pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def twin(module_tmp: Callable[[str], Path]) -> Path:
     """raw/ (labeled + splits) and archives/ (one zip per category) of a 3-scene twin."""
-    root = tmp_path_factory.mktemp("twin")
+    root = module_tmp("twin")
     generate_raw_twin(root / "raw", root / "archives", TWIN, seed=0, test_fraction=0.34)
     return root
 
 
 @pytest.fixture(scope="module")
-def extracted(twin: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    scenes_dir = tmp_path_factory.mktemp("scenes")
+def extracted(twin: Path, module_tmp: Callable[[str], Path]) -> tuple[Path, list[str]]:
+    scenes_dir = module_tmp("scenes")
     train, _ = split_scenes(twin / "raw" / LABELED_NAME, twin / "raw" / SPLITS_NAME)
     folders = []
     for archive in sorted((twin / "archives").glob("*.zip")):

@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
@@ -45,8 +45,8 @@ REAL_KEYS = {"#refs#", "#subsystem#", "accelData", "namesToIds", *PER_IMAGE, *CE
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return generate(tmp_path_factory.mktemp("raw"), N, SEED, workers=1)
+def generated(module_tmp: Callable[[str], Path]) -> tuple[Path, Path]:
+    return generate(module_tmp("raw"), N, SEED, workers=1)
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,23 @@
 """The team set-up end to end on the session's team stack (real PostgreSQL, SeaweedFS S3 and a
 basic-auth `mlflow server` on 127.0.0.1): CI retrains through S3 and the server as the `ci`
-account, a teammate's clone with read-only credentials pulls and predicts with `@champion`; what
-the read-only account and a missing login get; no password anywhere it could leak."""
+account, a teammate's clone with read-only credentials pulls, predicts with and serves
+`@champion`; what the read-only account and a missing login get; no password anywhere it could
+leak."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
+import requests
 import yaml
-from e2e import REPO, TINY, make_project, run
+from e2e import REPO, TINY, make_project, mlflow_serving, run
 from mlflow import MlflowClient
 from PIL import Image
 
@@ -63,10 +66,10 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def retrained(team_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def retrained(team_stack: Stack, module_tmp: Callable[[str], Path]) -> dict[str, object]:
     """CI's job on a push to main: `.ci/retrain` as the `ci` account; dvc.lock then committed
     (what the team's merge does) so that a teammate's clone can pull the model."""
-    root = tmp_path_factory.mktemp("team")
+    root = module_tmp("team")
     runner = team_project(team_stack, root / "runner", "roundtrip", {})
     branch = run(["git", "symbolic-ref", "--short", "HEAD"], runner).stdout.strip()
     ci_env = {
@@ -113,7 +116,13 @@ def test_ci_retrains_through_s3_and_a_reader_predicts_with_champion(
              str(root / "depth"), "--model", "models:/fcrn-roundtrip@champion"],
             clone,
         )  # fmt: skip
+        # Serving as the reader: `mlflow models serve` fetches @champion through the server.
+        with mlflow_serving("models:/fcrn-roundtrip@champion", root / "serve.log") as url:
+            x = np.zeros((1, 3, 32, 40), np.float32)  # TINY's training frame
+            answer = requests.post(f"{url}/invocations", json={"inputs": x.tolist()}, timeout=60)
     assert (root / "depth/room.png").is_file() or "room" in out.stdout
+    assert answer.status_code == 200, answer.text
+    assert np.asarray(answer.json()["predictions"]).shape == (1, 32, 40)
 
 
 def as_stage(call: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -175,6 +184,7 @@ def test_no_password_in_logs_reports_or_mlflow(
     secrets += list(team_stack.secrets["mlflow"].values())
     secrets += [secret for _, secret in team_stack.secrets["s3"].values()]
     texts = {"retrain log": retrained["log"]}
+    texts |= {str(log): log.read_text() for log in retrained["root"].glob("*.log")}  # serving
     for folder in (runner / "reports", team_stack.root / "logs"):
         for path in folder.rglob("*"):
             if path.is_file():

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_project(tmp_path_factory.mktemp("train") / "project", TINY)
+def project(module_tmp: Callable[[str], Path]) -> Path:
+    root = make_project(module_tmp("train") / "project", TINY)
     run(["dvc", "repro"], root)
     return root
 

@@ -53,8 +53,8 @@ def write_processed(path: Path, split: str, indices: np.ndarray, rgb_hw=(12, 16)
 
 
 @pytest.fixture(scope="module")
-def clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("processed")
+def clean_dir(module_tmp: Callable[[str], Path]) -> Path:
+    root = module_tmp("processed")
     write_processed(root / "train.h5", "train", TRAIN_IDX, seed=1)
     write_processed(root / "test.h5", "test", TEST_IDX, seed=2)
     return root
