@@ -31,6 +31,9 @@ from pipeline.stage import run_stage
 DEFAULT_MODEL = "models:/fcrn-nyu@champion"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 DEPTH_CMAP = "viridis"  # as in reports/predictions.png
+# zlib level 1 (OpenCV's default; PIL's is 6): encoding both PNGs took as long as the network's
+# forward pass at 6 and takes a fifth at 1, for a depth PNG ~6% larger (pixels identical).
+PNG_LEVEL = 1
 MAX_MM = np.iinfo(np.uint16).max  # 65.535 m: far beyond any indoor depth
 T = TypeVar("T")
 
@@ -110,7 +113,7 @@ def write_depth(depth: np.ndarray, out_dir: Path, stem: str) -> tuple[Path, Path
     rgba = matplotlib.colormaps[DEPTH_CMAP](scaled, bytes=True)
     for dest, pixels in ((raw, mm), (color, rgba[..., :3])):
         with atomic_path(dest) as tmp:
-            Image.fromarray(pixels).save(tmp, format="PNG")
+            Image.fromarray(pixels).save(tmp, format="PNG", compress_level=PNG_LEVEL)
     return raw, color
 
 

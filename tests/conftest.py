@@ -19,7 +19,16 @@ import pytest
 import requests
 import torch
 import yaml
-from e2e import REPO, free_port, free_port_pair, stage_argv, stop_process_group
+from e2e import (
+    REPO,
+    TINY,
+    free_port,
+    free_port_pair,
+    make_project,
+    run,
+    stage_argv,
+    stop_process_group,
+)
 from PIL import Image
 
 from pipeline.model.fcrn import FCRN
@@ -272,6 +281,20 @@ def tiny_project(module_tmp: Callable[[str], Path]) -> Callable[[str], TinyProje
         return TinyProject(module_tmp(name), name)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny project (`e2e.TINY`) after `dvc repro` on its own SQLite store, outputs and
+    dvc.lock committed; made once per session. Tests `git clone` it or take a `copy_project`
+    of it; none changes it."""
+    root = make_project(tmp_path_factory.mktemp("reproduced") / "project", TINY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: mlflow.db in the project
+        run(["dvc", "repro"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "outputs of dvc repro"], root)
+    return root
 
 
 # --- The team stack: PostgreSQL, SeaweedFS S3 and basic-auth MLflow (one per session) ----------

@@ -153,6 +153,16 @@ def make_project(root: Path, changes: dict[str, object]) -> Path:
     return root
 
 
+def copy_project(src: Path, dest: Path) -> Path:
+    """An independent copy of a reproduced project (git, DVC cache and outputs) without its
+    MLflow store: the store records absolute artifact paths into ``src``. The copy's next
+    `dvc repro` registers the model in a store of its own."""
+    skip = shutil.ignore_patterns("mlflow.db*", "mlruns")
+    shutil.copytree(src, dest, symlinks=True, ignore=skip)
+    shutil.rmtree(dest / ".dvc/tmp", ignore_errors=True)  # DVC's locks and state of ``src``
+    return dest
+
+
 def stop_process_group(proc: subprocess.Popen) -> None:
     """SIGTERM a server's process group (it has children); SIGKILL what is left after 30 s."""
     with contextlib.suppress(ProcessLookupError):

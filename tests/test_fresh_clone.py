@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from e2e import TINY, make_project, run
+from e2e import TINY, run
 from mlflow import MlflowClient
 from PIL import Image
 
@@ -39,17 +39,14 @@ def _versions(uri: str) -> list[int]:
 
 
 def test_a_fresh_clone_registers_predicts_and_follows_a_new_server(
+    reproduced: Path,
     tmp_path: Path,
     mlflow_server_factory: Callable[[str], MlflowServer],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    origin = make_project(tmp_path / "origin", TINY)
-    run(["dvc", "repro"], origin)
-    run(["git", "add", "-A"], origin)
-    run(["git", "commit", "-qm", "outputs of dvc repro"], origin)
-    clone = tmp_path / "clone"
-    run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
+    clone = tmp_path / "clone"  # of a project whose `dvc repro` outputs are committed
+    run(["git", "clone", "-q", str(reproduced), str(clone)], tmp_path)
     registration = clone / "reports/registration.json"
     committed = registration.read_bytes()
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e import TINY, env, make_project, run
+from e2e import copy_project, env, run
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -17,14 +17,11 @@ EXPERIMENTS = {"lr-small": 0.0001, "lr-large": 0.001}
 
 
 def test_two_parallel_queued_experiments_are_tracked_and_registered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reproduced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: mlflow.db
-    root = make_project(tmp_path / "project", TINY)
-    # The data stages once, committed: each queued copy then checks them out of the cache.
-    run(["dvc", "repro", "validate"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "data"], root)
+    # Outputs committed: each queued copy checks the data out of the cache. A new store.
+    root = copy_project(reproduced, tmp_path / "project")
     for name, lr in EXPERIMENTS.items():
         run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.lr={lr}"], root)
     # The workers it starts in the background keep its stdout: do not wait for that to close.

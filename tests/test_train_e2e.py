@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from e2e import TINY, closed_url, edited_params, env, make_project, run
+from e2e import closed_url, copy_project, edited_params, env, run
 
 from pipeline.io import md5sum
 
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(module_tmp: Callable[[str], Path]) -> Path:
-    root = make_project(module_tmp("train") / "project", TINY)
-    run(["dvc", "repro"], root)
+def project(reproduced: Path, module_tmp: Callable[[str], Path]) -> Path:
+    root = copy_project(reproduced, module_tmp("train") / "project")
+    run(["dvc", "repro"], root)  # register, into the copy's own store
     return root
 
 
