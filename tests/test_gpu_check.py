@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+from e2e import REPO
+
 ABSENT = ("pydantic", "mlflow", "dvc", "PIL", "matplotlib", "torchvision", "onnxscript")
 
 
+@pytest.mark.slow  # a subprocess that trains
 def test_smoke_form_writes_the_json_without_pydantic_mlflow_or_dvc(tmp_path: Path) -> None:
     out = tmp_path / "gpu_check.json"
     # Each absent package: an import of it fails, as where it is not installed.

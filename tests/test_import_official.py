@@ -98,6 +98,7 @@ def test_all_formats_import_to_identical_state_dicts(official_files):
                        torch.from_numpy(weights["bn_conv1/variance"]))  # fmt: skip
 
 
+@pytest.mark.slow  # two console scripts in subprocesses
 def test_cli_writes_a_model_file_that_predicts_anywhere(official_files, tmp_path: Path):
     root, weights = official_files
     out = tmp_path / "models/fcrn-official.pt"

@@ -69,6 +69,7 @@ def exported(module_tmp: Callable[[str], Path]) -> tuple[Path, Path]:
     return model, root / "fcrn.onnx"
 
 
+@pytest.mark.slow  # the `exported` fixture runs fcrn-export (~40 s)
 def test_export_is_opset_18_with_dynamic_batch_and_size_and_the_frame_size(
     exported: tuple[Path, Path],
 ) -> None:
@@ -101,6 +102,7 @@ def _assert_parity(max_diff: float, metrics: list[dict]) -> None:
     assert rounded[0] == rounded[1]
 
 
+@pytest.mark.slow  # the `exported` fixture runs fcrn-export (~40 s)
 def test_onnxruntime_equals_pytorch_fp32_and_the_laina_metrics(
     exported: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -122,6 +124,7 @@ def test_parity_at_the_default_frame_size(tmp_path: Path) -> None:
     _assert_parity(*parity(model, tmp_path / "fcrn.onnx", test_h5))
 
 
+@pytest.mark.slow  # the `exported` fixture runs fcrn-export (~40 s)
 def test_fcrn_predict_runs_onnx_without_torch(exported: tuple[Path, Path], tmp_path: Path) -> None:
     from PIL import Image
 

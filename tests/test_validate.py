@@ -239,6 +239,7 @@ def test_report_files(processed: Path, tmp_path: Path) -> None:
     assert page == render_html(report)
 
 
+@pytest.mark.slow  # the stage in a subprocess (Great Expectations' import)
 def test_stage_script(clean_dir: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     (work / "data" / "raw").mkdir(parents=True)
