@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -69,26 +67,9 @@ class Killed(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class Interrupted:
+def straight_and_killed(tmp_path: Path, params: Params, h5: Path) -> tuple[TrainOutputs, ...]:
     """An uninterrupted run's outputs, and those of one killed after its first epoch."""
-
-    params: Params
-    h5: Path
-    straight: TrainOutputs
-    killed: Path  # the killed run's folder: tests resume (or damage) a copy of it
-
-    def copy_killed(self, dest: Path) -> TrainOutputs:
-        shutil.copytree(self.killed, dest)
-        return outputs(dest)
-
-
-@pytest.fixture(scope="module")
-def interrupted(module_tmp: Callable[[str], Path]) -> Interrupted:
-    """Made once: three tests resume from the same checkpoint (two of them damage it first)."""
-    root = module_tmp("interrupted")
-    h5, params = write_train_h5(root / "train.h5"), tiny_params()
-    straight, killed = outputs(root / "straight"), outputs(root / "killed")
+    straight, killed = outputs(tmp_path / "straight"), outputs(tmp_path / "killed")
     run(params, h5, straight)
 
     def kill_after_first_epoch(row: dict[str, float]) -> None:
@@ -97,23 +78,23 @@ def interrupted(module_tmp: Callable[[str], Path]) -> Interrupted:
 
     with pytest.raises(Killed):
         run(params, h5, killed, kill_after_first_epoch)
-    return Interrupted(params, h5, straight, root / "killed")
+    return straight, killed
 
 
-def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(
-    interrupted: Interrupted, tmp_path: Path
-) -> None:
-    straight, resumed = interrupted.straight, interrupted.copy_killed(tmp_path / "resumed")
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
+    h5 = write_train_h5(tmp_path / "train.h5")
+    params = tiny_params()
+    straight, resumed = straight_and_killed(tmp_path, params, h5)
     assert not resumed.model.exists(), "outputs appear only when training finished"
     assert len(list(resumed.checkpoint_dir.glob("train-*.pt"))) == 1
-    run(interrupted.params, interrupted.h5, resumed)
+    run(params, h5, resumed)
 
     assert md5sum(resumed.model) == md5sum(straight.model)
     assert resumed.log_csv.read_text() == straight.log_csv.read_text()
     assert list(resumed.checkpoint_dir.iterdir()) == [], "a finished run leaves no checkpoint"
     header = straight.log_csv.read_text().splitlines()[0]
     assert header.split(",") == list(LOG_COLUMNS)
-    assert len(straight.log_csv.read_text().splitlines()) == 1 + interrupted.params.train.epochs
+    assert len(straight.log_csv.read_text().splitlines()) == 1 + params.train.epochs
 
 
 def test_checkpoint_of_other_params_is_never_resumed(tmp_path: Path) -> None:
@@ -208,17 +189,19 @@ def test_device_path_trains_the_same_weights_as_the_loader_path(tmp_path: Path) 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_unreadable_checkpoint_is_deleted_and_training_starts_over(
-    interrupted: Interrupted, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    damaged = interrupted.copy_killed(tmp_path / "damaged")
+    h5 = write_train_h5(tmp_path / "train.h5")
+    params = tiny_params()
+    straight, damaged = straight_and_killed(tmp_path, params, h5)
     (ckpt,) = damaged.checkpoint_dir.glob("train-*.pt")
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x80garbage" * 99)
     capsys.readouterr()
-    run(interrupted.params, interrupted.h5, damaged)
+    run(params, h5, damaged)
     err = capsys.readouterr().err
     assert f"warning: {ckpt}: unreadable checkpoint" in err and "starts over" in err
-    assert md5sum(damaged.model) == md5sum(interrupted.straight.model)
+    assert md5sum(damaged.model) == md5sum(straight.model)
     assert list(damaged.checkpoint_dir.iterdir()) == []
 
 
