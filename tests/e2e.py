@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,29 +176,34 @@ def stop_process_group(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def mlflow_serving(model_uri: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`mlflow models serve` as the docs show it, answering /ping: yield its URL; its process
-    group is ended afterwards. ``env``: the client's (tracking URI, login) instead of ours."""
+def mlflow_serving(model_uri: str, log: Path) -> Iterator[str]:
+    """`mlflow models serve` as the docs show it (tracking URI and login from the environment),
+    answering /ping: yield its URL; its process group is ended afterwards."""
     port = free_port()
     cmd = [
         str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
-    # It execs `uvicorn` by name: the venv's bin must be on PATH (as after activating it).
-    full_env = {**(env or os.environ), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    with log.open("wb") as f:
+    url = f"http://127.0.0.1:{port}"
+    # It execs `uvicorn` by name: the venv's bin must be on PATH (as after activating it). It
+    # leaves its download of the model in the temp folder: give it one that goes afterwards.
+    with tempfile.TemporaryDirectory(prefix="mlflow-serve-") as tmp, log.open("wb") as f:
+        full_env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "TMPDIR": tmp,
+        }
         proc = subprocess.Popen(
             cmd, env=full_env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
         )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/ping", timeout=5).status_code == 200:
-                    break
-            time.sleep(1)
-        yield url
-    finally:
-        stop_process_group(proc)
+        try:
+            deadline = time.monotonic() + 240
+            while True:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                with contextlib.suppress(requests.ConnectionError):
+                    if requests.get(f"{url}/ping", timeout=5).status_code == 200:
+                        break
+                time.sleep(1)
+            yield url
+        finally:
+            stop_process_group(proc)

@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
+from pipeline.io import md5sum
+
 _CHUNK = 256 * 1024
 
 
@@ -89,3 +92,17 @@ def serving(root: Path, throttle: bool = False, cut: str | None = None) -> Itera
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def nyu_params(url: str, files: Path, retries: int = 1) -> dict[str, object]:
+    """Params (dotted keys) that make `download` fetch the labeled file and the splits from
+    ``url``, a mirror of ``files``, checked against their md5s."""
+    return {
+        "data.source": "nyu",
+        "data.nyu.labeled_url": f"{url}/{LABELED_NAME}",
+        "data.nyu.labeled_md5": md5sum(files / LABELED_NAME),
+        "data.nyu.splits_url": f"{url}/{SPLITS_NAME}",
+        "data.nyu.splits_md5": md5sum(files / SPLITS_NAME),
+        "data.nyu.retries": retries,
+        "data.nyu.backoff_s": 0.01,
+    }

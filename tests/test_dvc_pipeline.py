@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 import h5py
 import numpy as np
 import pytest
 import yaml
 from e2e import TINY, edited_params, make_project, run
+from mirror import nyu_params, serving
 
+from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
 from pipeline.io import md5sum
 
 pytestmark = pytest.mark.slow
@@ -110,44 +108,22 @@ def test_data_failing_thresholds_stops_plain_repro(project: Path) -> None:
     assert "depth_max" in result.stdout + result.stderr
 
 
-class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
-    requests: ClassVar[list[str]] = []
-
-    def log_message(self, format: str, *args: object) -> None:
-        self.requests.append(self.path)
-
-
 def test_exp_run_with_nyu_source_downloads_over_http(project: Path, tmp_path: Path) -> None:
     """`dvc exp run -S data.source=nyu` fetches the files (here from a mirror on 127.0.0.1)."""
     run(["dvc", "repro", "validate"], project)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    for name in ("nyu_depth_v2_labeled.mat", "splits.mat"):
+    for name in (LABELED_NAME, SPLITS_NAME):
         shutil.copy(project / "data/raw" / name, mirror / name)
-    handler = functools.partial(_RecordingHandler, directory=str(mirror))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        overrides = {
-            "data.source": "nyu",
-            "data.nyu.labeled_url": f"{base}/nyu_depth_v2_labeled.mat",
-            "data.nyu.labeled_md5": md5sum(mirror / "nyu_depth_v2_labeled.mat"),
-            "data.nyu.splits_url": f"{base}/splits.mat",
-            "data.nyu.splits_md5": md5sum(mirror / "splits.mat"),
-        }
+    with serving(mirror) as server:
         cmd = ["dvc", "exp", "run", "validate", "-n", "nyu-mirror"]
-        for key, value in overrides.items():
+        for key, value in nyu_params(server.url, mirror).items():
             cmd += ["-S", f"{key}={value}"]
         with edited_params(project):  # the workspace run leaves its params behind
             result = run(cmd, project)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert "Running stage 'download'" in result.stdout
-    assert sorted(_RecordingHandler.requests) == ["/nyu_depth_v2_labeled.mat", "/splits.mat"]
-    for name in ("nyu_depth_v2_labeled.mat", "splits.mat"):
+    assert sorted(server.requests) == sorted([LABELED_NAME, SPLITS_NAME])
+    for name in (LABELED_NAME, SPLITS_NAME):
         expected = md5sum(mirror / name)
         assert md5sum(project / "data/downloads" / name) == expected  # kept outside DVC's outs
         assert md5sum(project / "data/raw" / name) == expected

@@ -50,7 +50,7 @@ from typing import Any
 import e2e
 import pytest
 import yaml
-from mirror import serving
+from mirror import nyu_params, serving
 
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
 from pipeline.data.synthetic import generate
@@ -145,16 +145,7 @@ def producers(world: World, stage: Stage) -> list[Stage]:
 
 
 def _nyu_params(world: World, version: str) -> dict[str, Any]:
-    files = world.mirror / version
-    return {
-        "data.source": "nyu",
-        "data.nyu.labeled_url": f"{world.mirror_url}/{version}/{LABELED_NAME}",
-        "data.nyu.labeled_md5": md5sum(files / LABELED_NAME),
-        "data.nyu.splits_url": f"{world.mirror_url}/{version}/{SPLITS_NAME}",
-        "data.nyu.splits_md5": md5sum(files / SPLITS_NAME),
-        "data.nyu.retries": 1,
-        "data.nyu.backoff_s": 0.01,
-    }
+    return nyu_params(f"{world.mirror_url}/{version}", world.mirror / version)
 
 
 # --- kill points: predicates on the project folder, polled while the stage runs

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from e2e import TINY, edited_params, env, make_project, run
-from mirror import serving
+from mirror import nyu_params, serving
 
 from pipeline.config import PreprocessConfig, RawTwinConfig
 from pipeline.data.nyu import LABELED_NAME, SPLITS_NAME
@@ -48,13 +48,7 @@ def test_exp_run_on_raw_frames_survives_a_cut_and_a_kill(tmp_path: Path) -> None
         changes = dict(TINY)
         changes.update(
             {
-                "data.source": "nyu",
-                "data.nyu.labeled_url": f"{mirror.url}/{LABELED_NAME}",
-                "data.nyu.labeled_md5": md5sum(served / LABELED_NAME),
-                "data.nyu.splits_url": f"{mirror.url}/{SPLITS_NAME}",
-                "data.nyu.splits_md5": md5sum(served / SPLITS_NAME),
-                "data.nyu.retries": 2,
-                "data.nyu.backoff_s": 0.01,
+                **nyu_params(mirror.url, served, retries=2),
                 "data.raw.base_url": mirror.url,
                 "data.raw.archives": archives,
                 "data.raw.step": 1,
