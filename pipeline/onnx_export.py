@@ -69,21 +69,15 @@ def _export(model_path: Path, dest: Path) -> None:
 
 def _from_registry(uri: str, dest: Path) -> None:
     """Copy the ONNX file a registered version carries (versions registered since it does)."""
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
+    from pipeline.tracking import version_file
 
-    from pipeline.tracking import connect, first_line, tracking_uri
-
-    connect()
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            source = f"{uri}/extra_files/{ONNX_NAME}"
-            local = mlflow.artifacts.download_artifacts(source, dst_path=tmp)
-        except (MlflowException, OSError) as e:
+            local = version_file(uri, ONNX_NAME, tmp)
+        except FileNotFoundError as e:
             raise ValueError(
-                f"{uri} at {tracking_uri()}: no {ONNX_NAME} in this version ({first_line(e)}); "
-                "versions registered before ONNX files were added have none: export its model "
-                "file instead (fcrn-export --onnx OUT models/fcrn.pt)"
+                f"{e}; versions registered before ONNX files were added have none: export its "
+                "model file instead (fcrn-export --onnx OUT models/fcrn.pt)"
             ) from None
         with atomic_path(dest) as out:
             shutil.copyfile(local, out)

@@ -29,21 +29,28 @@ class Predictor(Protocol):
 
 
 class TorchPredictor:
-    """A model file's network (CUDA with bf16 autocast when present) or an MLflow pyfunc."""
+    """A model file's network (CUDA with bf16 autocast when present), also the one a registered
+    version carries; the version's MLflow pyfunc when it carries none (registered before)."""
 
     def __init__(self, model: str) -> None:
         import torch
+
+        from pipeline.model.io import MODEL_FILE_NAME, read_model
 
         self.torch = torch
         cuda = torch.cuda.is_available()
         self.default_batch = GPU_BATCH if cuda else CPU_BATCH
         self.autocast = torch.bfloat16 if cuda else None  # CPU: fp32, as evaluation scores it
-        if ":/" in model:
-            self.pyfunc, self.input_hw = _load_pyfunc(model)
-            self.net = None
-        else:
-            from pipeline.model.io import read_model
+        self.net = self.pyfunc = None
+        with tempfile.TemporaryDirectory(prefix="fcrn-predict-") as tmp:  # read into memory
+            if ":/" in model:  # the version's model file: a second to load, its pt2 ten or more
+                from pipeline.tracking import version_file
 
+                try:
+                    model = str(version_file(model, MODEL_FILE_NAME, tmp))
+                except FileNotFoundError:  # a version registered before it carried the file
+                    self.pyfunc, self.input_hw = _load_pyfunc(model, tmp)
+                    return
             loaded = read_model(Path(model), "cuda" if cuda else "cpu")
             self.net, self.input_hw = loaded.model, loaded.input_hw
 
@@ -62,17 +69,16 @@ class TorchPredictor:
         return F.interpolate(small, size=hw, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-def _load_pyfunc(uri: str) -> tuple[object, tuple[int, int] | None]:
-    """The pyfunc model at ``uri`` and the training frame size it records."""
+def _load_pyfunc(uri: str, dst_dir: str) -> tuple[object, tuple[int, int] | None]:
+    """The pyfunc model at ``uri`` (downloaded into ``dst_dir``) and the frame size it records."""
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
     from pipeline.tracking import connect, first_line, tracking_uri
 
     connect()  # a dead server: one line naming it, in seconds, not MLflow's minutes of retries
-    try:  # the pt2 program is read into memory: its download (the model's size) need not stay
-        with tempfile.TemporaryDirectory(prefix="fcrn-predict-") as tmp:
-            model = mlflow.pyfunc.load_model(uri, dst_path=tmp)
+    try:
+        model = mlflow.pyfunc.load_model(uri, dst_path=dst_dir)
     except MlflowException as e:  # unknown model, alias or version
         raise ValueError(f"{uri} at {tracking_uri()}: {first_line(e)}") from None
     input_hw = (model.metadata.metadata or {}).get("input_hw")

@@ -7,6 +7,7 @@ it only when there is a new version to make, not for its check that the store al
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from torch import nn
 
-from pipeline.model.io import load_model
+from pipeline.model.io import MODEL_FILE_NAME, load_model
 from pipeline.onnx_export import ONNX_NAME, export_onnx
 
 
@@ -37,7 +38,12 @@ class DepthAtInputSize(nn.Module):
 
 def log_model(model_path: Path, input_hw: tuple[int, int], onnx: bool = True) -> str:
     """Log the model (eval mode, pt2; with ``onnx`` its ONNX export too) into the active run;
-    return its model URI."""
+    return its model URI.
+
+    The version carries the model file as well: `fcrn-predict` builds the network from it in
+    about a second, where loading the pt2 program takes over ten (torch.export parses each node's
+    symbolic shapes with sympy). The cost is the weights stored twice per version.
+    """
     net = DepthAtInputSize(load_model(model_path)).eval()
     # -1 marks the dims torch.export keeps dynamic; a batch of 2 keeps N dynamic (a size-1 dim
     # is exported as fixed). A numpy example (a tensor drops the pyfunc flavour) of 64x80 keeps
@@ -53,7 +59,10 @@ def log_model(model_path: Path, input_hw: tuple[int, int], onnx: bool = True) ->
         f"mlflow=={mlflow.__version__}",
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        extra = [export_onnx(str(model_path), Path(tmp) / ONNX_NAME)] if onnx else []
+        extra = [Path(tmp) / MODEL_FILE_NAME]  # under the name fcrn-predict asks for
+        shutil.copyfile(model_path, extra[0])
+        if onnx:
+            extra.append(export_onnx(str(model_path), Path(tmp) / ONNX_NAME))
         return _log(net, extra, signature, example, requirements, input_hw)
 
 
@@ -65,8 +74,8 @@ def _log(
     requirements: list[str],
     input_hw: tuple[int, int],
 ) -> str:
-    """`mlflow.pytorch.log_model`; ``extra_files`` (the ONNX export) land in the version's
-    ``extra_files/``, where `fcrn-export --onnx OUT models:/...` copies it from."""
+    """`mlflow.pytorch.log_model`; ``extra_files`` (the model file, the ONNX export) land in the
+    version's ``extra_files/``, where `fcrn-predict` and `fcrn-export --onnx` fetch them."""
     info = mlflow.pytorch.log_model(
         net,
         name="model",
@@ -74,7 +83,7 @@ def _log(
         input_example=example,
         pip_requirements=requirements,
         serialization_format="pt2",
-        extra_files=[str(f) for f in extra_files] or None,
+        extra_files=[str(f) for f in extra_files],
         metadata={
             "input": "float32 RGB in [0, 1], N x 3 x H x W",
             "output": "depth in metres, N x H x W",

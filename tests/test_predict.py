@@ -18,6 +18,7 @@ from e2e import BIN, closed_url, mlflow_serving
 from PIL import Image
 
 from pipeline.inference import predict_depth
+from pipeline.model import io as model_io
 from pipeline.model.io import load_model
 from pipeline.predict import main
 
@@ -174,18 +175,33 @@ def test_a_fresh_process_without_this_repo_loads_the_champion(
     np.testing.assert_allclose(y, _eager(project, x), rtol=0, atol=1e-5)
 
 
+def _depth_png(model: str, folder: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
+    argv = ["--model", model, "--input-hw", "48", "64", "--out", str(out), str(folder)]
+    assert _predict(argv, monkeypatch) == 0
+    return np.asarray(Image.open(out / "photo.png")).astype(int)
+
+
 @pytest.mark.slow
 def test_registry_model_predicts_what_the_model_file_does(
     champion: str, project: TinyProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The version's own copy of the model file: the same network, the same millimetres."""
     folder = _images(tmp_path / "photos")
-    outputs = {}
-    for label, model in (("registry", champion), ("file", str(project.model))):
-        out = tmp_path / label
-        argv = ["--model", model, "--input-hw", "48", "64", "--out", str(out), str(folder)]
-        assert _predict(argv, monkeypatch) == 0
-        outputs[label] = np.asarray(Image.open(out / "photo.png")).astype(int)
-    assert np.abs(outputs["registry"] - outputs["file"]).max() <= 1  # millimetres
+    registry = _depth_png(champion, folder, tmp_path / "registry", monkeypatch)
+    file = _depth_png(str(project.model), folder, tmp_path / "file", monkeypatch)
+    np.testing.assert_array_equal(registry, file)
+
+
+@pytest.mark.slow
+def test_a_version_without_the_model_file_predicts_through_its_pt2_program(
+    champion: str, project: TinyProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Versions registered before they carried the model file load MLflow's pyfunc instead."""
+    folder = _images(tmp_path / "photos")
+    monkeypatch.setattr(model_io, "MODEL_FILE_NAME", "absent.pt")
+    registry = _depth_png(champion, folder, tmp_path / "registry", monkeypatch)
+    file = _depth_png(str(project.model), folder, tmp_path / "file", monkeypatch)
+    assert np.abs(registry - file).max() <= 1  # millimetres: the pt2 program's float rounding
 
 
 @pytest.mark.slow
@@ -217,3 +233,19 @@ def test_mlflow_models_serve_answers_invocations(
     depth = np.asarray(answer.json()["predictions"], dtype=np.float32)
     assert depth.shape == (1, 48, 64)
     np.testing.assert_allclose(depth, _eager(project, x), rtol=0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_onnx_export_of_a_version_without_onnx_is_one_line(champion: str, tmp_path: Path) -> None:
+    """The project's versions are registered with ``mlflow.onnx: false`` here; MLflow's download
+    bar may precede the one error line."""
+    cmd = [str(BIN / "fcrn-export"), champion, "--onnx", str(tmp_path / "x.onnx")]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr
+    assert (
+        errors[0].startswith(f"error: {champion} at http://127.0.0.1:")
+        and "no fcrn.onnx" in errors[0]
+    )
+    assert "fcrn-export --onnx OUT models/fcrn.pt" in errors[0]
+    assert result.stderr.rstrip().endswith(errors[0]) and not (tmp_path / "x.onnx").exists()

@@ -26,6 +26,7 @@ from pipeline.model.fcrn import FCRN
 from pipeline.model.official import OfficialFCRN
 
 FORMAT_VERSION = 2
+MODEL_FILE_NAME = "fcrn.pt"  # its name in a registered version's extra_files/ (fcrn-predict)
 READABLE_FORMATS = (1, 2)
 ARCHS: dict[str, type[nn.Module]] = {"torchvision": FCRN, "official": OfficialFCRN}
 

@@ -18,6 +18,7 @@ from pipeline.tracking.store import (
     store_lock,
     tracking_uri,
     ui_url,
+    version_file,
 )
 from pipeline.tracking.system import (
     SYSTEM_METRICS_INTERVAL_S,
@@ -44,4 +45,5 @@ __all__ = [
     "training_key",
     "training_run",
     "ui_url",
+    "version_file",
 ]

@@ -12,8 +12,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import mlflow
+import mlflow.artifacts
 from filelock import FileLock
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from pipeline.access import access_message
 from pipeline.tracking.http import http_policy
@@ -115,3 +117,14 @@ def connect() -> MlflowClient:
         message = access_message(e) or f"MLflow tracking at {uri} is not usable: {first_line(e)}"
         raise TrackingError(message) from e
     return client
+
+
+def version_file(uri: str, name: str, dst_dir: str) -> Path:
+    """Download the file ``name`` a model version carries in its ``extra_files/`` (the ONNX
+    export, the model file) into ``dst_dir``; `FileNotFoundError` when the version has none."""
+    connect()
+    try:
+        local = mlflow.artifacts.download_artifacts(f"{uri}/extra_files/{name}", dst_path=dst_dir)
+    except (MlflowException, OSError) as e:  # no such file, or no such version or alias
+        raise FileNotFoundError(f"{uri} at {tracking_uri()}: no {name} ({first_line(e)})") from None
+    return Path(local)
