@@ -33,6 +33,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from pipeline.config import Params, parse_params
+from pipeline.identity import TrainingIdentity
 from pipeline.io import md5sum
 from pipeline.tracking import connect, model_run, store_lock
 from pipeline.tracking.store import STORE_LOCK_TIMEOUT_S
@@ -228,7 +229,10 @@ def register(
         _set_aliases(client, name, version)
     else:
         reports = [metrics_path, *artifacts]
-        with model_run(params_raw, params.mlflow, run_state, {"train": train_h5}, train_log) as run:
+        # The training's own key, if it ran as `train.nproc` processes (a torchrun started by
+        # hand with another count: a new run with the same params, tags and dataset instead).
+        identity = TrainingIdentity.of(params, train_h5, params.train.nproc)
+        with model_run(params_raw, params.mlflow, run_state, identity, train_log) as run:
             version = _register(run.run_id, model, reports, metrics, record, params)
     result = {"registered_model": name, "version": int(version.version)}
     return result | {k: version.tags.get(k) for k in RECORD_TAGS}

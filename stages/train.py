@@ -22,6 +22,7 @@ from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 from pipeline import portable, runtime, tracking
 from pipeline.config import Params, read_params
+from pipeline.identity import TrainingIdentity
 from pipeline.model.build import weights_provenance
 from pipeline.stage import run_stage
 from pipeline.train import EpochHook, TrainOutputs, train
@@ -29,7 +30,11 @@ from pipeline.train import EpochHook, TrainOutputs, train
 
 @contextmanager
 def _tracked(
-    rt: runtime.Runtime, params: Params, params_raw: dict[str, Any], args: argparse.Namespace
+    rt: runtime.Runtime,
+    params: Params,
+    params_raw: dict[str, Any],
+    args: argparse.Namespace,
+    identity: TrainingIdentity,
 ) -> Iterator[EpochHook | None]:
     """The per-epoch MLflow logger on rank 0 (the run id lives beside the checkpoints); the
     run is tagged with where the initial weights came from (URL and checksum)."""
@@ -38,7 +43,7 @@ def _tracked(
         return
     state_file = args.checkpoint_dir / "mlflow_run.json"
     with tracking.training_run(
-        params_raw, params.mlflow, state_file, {"train": args.train_h5}, rt.describe()
+        params_raw, params.mlflow, state_file, identity, rt.describe()
     ) as run:
         for key, value in weights_provenance(params.model).items():
             run.client.set_tag(run.run_id, key, value)
@@ -75,9 +80,19 @@ def main(argv: list[str] | None = None) -> None:
         return
     outputs = TrainOutputs(args.model, args.log_csv, args.speed_json, args.checkpoint_dir)
     rt = runtime.setup(cfg)
+    identity = TrainingIdentity.of(params, args.train_h5, rt.world_size)
     try:
-        with _tracked(rt, params, params_raw, args) as on_epoch:
-            last = train(params.model, cfg, args.train_h5, outputs, rt, on_epoch, args.weights_dir)
+        with _tracked(rt, params, params_raw, args, identity) as on_epoch:
+            last = train(
+                params.model,
+                cfg,
+                args.train_h5,
+                outputs,
+                rt,
+                identity.key,
+                on_epoch,
+                args.weights_dir,
+            )
     finally:
         runtime.teardown()
     if rt.is_main:

@@ -31,6 +31,8 @@ from e2e import (
 )
 from PIL import Image
 
+from pipeline.config import parse_params
+from pipeline.identity import TrainingIdentity
 from pipeline.model.fcrn import FCRN
 from pipeline.model.io import save_model
 from pipeline.team import postgres
@@ -237,6 +239,11 @@ class TinyProject:
         for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "tiny project"]):
             git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *cmd]
             subprocess.run(git, cwd=root, check=True)
+
+    def identity(self) -> TrainingIdentity:
+        """The identity `register` gives this project's training (as `train.nproc` processes)."""
+        params = parse_params(self.params_raw)
+        return TrainingIdentity.of(params, self.train_h5, params.train.nproc)
 
     def write_test_data(self, content: str) -> None:
         """Stand-in test split: only its md5 matters to `register`."""

@@ -23,6 +23,7 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
             "pipeline.config",
             "pipeline.io",
             "pipeline.download",
+            "pipeline.identity",
             "pipeline.metrics",
             "pipeline.portable",
             "pipeline.runtime",

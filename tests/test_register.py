@@ -35,9 +35,7 @@ def test_registry_promotes_only_a_better_model_on_the_same_data(
     # Training tracked live (epochs 1-2), then evaluated: register fills the same run.
     monkeypatch.chdir(project.root)
     cfg = MlflowConfig(experiment=project.experiment, registered_model=name)
-    with training_run(
-        project.params_raw, cfg, project.state_file, {"train": project.train_h5}, {}
-    ) as run:
+    with training_run(project.params_raw, cfg, project.state_file, project.identity(), {}) as run:
         run.log_epoch({"train_loss": 0.9, "lr": 3e-4, "val_rel": 0.5}, step=1)
     project.write_model(out_bias=1.0)
     first = project.register()

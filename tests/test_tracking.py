@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from e2e import REPO
 from filelock import FileLock
 from mlflow import MlflowClient
 
@@ -25,7 +24,6 @@ from pipeline.tracking import (
     flatten,
     model_run,
     tracking_uri,
-    training_key,
     training_run,
 )
 
@@ -39,7 +37,7 @@ EPOCHS = [{"epoch": e, "train_loss": 1.0 / e, "lr": 3e-4, "val_rel": 0.5 / e} fo
 def _open(project: TinyProject) -> Callable[[], object]:
     cfg = MlflowConfig(experiment=project.experiment, registered_model=project.model_name)
     return lambda: training_run(
-        project.params_raw, cfg, project.state_file, {"train": project.train_h5}, SYSTEM
+        project.params_raw, cfg, project.state_file, project.identity(), SYSTEM
     )
 
 
@@ -60,14 +58,6 @@ def test_flatten_keeps_lists_whole() -> None:
         "a.c": "[2, 3]",
         "d": "x",
     }
-
-
-def test_training_key_changes_with_training_inputs_only() -> None:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    key = training_key(raw, {"train": "0" * 32})
-    assert key == training_key({**raw, "eval": {"protocol": "eigen"}}, {"train": "0" * 32})
-    assert key != training_key({**raw, "train": {**raw["train"], "lr": 1.0}}, {"train": "0" * 32})
-    assert key != training_key(raw, {"train": "1" * 32})
 
 
 def test_default_store_is_mlflow_db_in_the_dvc_root(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,9 +214,7 @@ def test_a_server_outage_costs_live_charts_only(
     )
     server.start()
     cfg = MlflowConfig(experiment=project.experiment, registered_model=project.model_name)
-    with model_run(
-        project.params_raw, cfg, project.state_file, {"train": project.train_h5}, log_csv
-    ):
+    with model_run(project.params_raw, cfg, project.state_file, project.identity(), log_csv):
         pass
     client = MlflowClient(server.url)
     assert _steps(client, run.run_id, "train_loss") == [1, 2, 3]

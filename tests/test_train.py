@@ -19,10 +19,11 @@ from torch.utils.data import DistributedSampler
 
 from pipeline.config import Params, parse_params
 from pipeline.data.dataset import split_rows
+from pipeline.identity import TrainingIdentity
 from pipeline.io import md5sum
 from pipeline.model.loss import get_loss
 from pipeline.runtime import Runtime, resolve_precision, seed_everything
-from pipeline.train import LOG_COLUMNS, TrainingDiverged, TrainOutputs, run_key, train
+from pipeline.train import LOG_COLUMNS, TrainingDiverged, TrainOutputs, train
 
 STORED_HW, CROP_HW = (68, 88), (64, 80)
 
@@ -60,7 +61,8 @@ def run(
 ) -> dict[str, float]:
     seed_everything(params.train.seed, params.train.deterministic)
     rt = rt or Runtime(torch.device("cpu"), None, False)
-    return train(params.model, params.train, h5, out, rt, on_epoch)
+    key = TrainingIdentity.of(params, h5, rt.world_size).key
+    return train(params.model, params.train, h5, out, rt, key, on_epoch)
 
 
 class Killed(Exception):
@@ -108,13 +110,19 @@ def test_checkpoint_of_other_params_is_never_resumed(tmp_path: Path) -> None:
     assert out.model.is_file()
 
 
-def test_run_key_depends_on_params_data_and_world_size(tmp_path: Path) -> None:
-    a = tiny_params()
-    key = run_key(a.model, a.train, "d" * 32, 1)
-    assert key == run_key(a.model, a.train, "d" * 32, 1)
-    assert key != run_key(a.model, tiny_params(lr=0.1).train, "d" * 32, 1)
-    assert key != run_key(a.model, a.train, "e" * 32, 1)
-    assert key != run_key(a.model, a.train, "d" * 32, 2)
+def test_training_identity_is_params_data_and_world_size(tmp_path: Path) -> None:
+    """The key a checkpoint resumes under and an MLflow run continues under."""
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    a.write_bytes(b"one split")
+    b.write_bytes(b"another split")
+    params = tiny_params()
+    one = TrainingIdentity.of(params, a, 1)
+    assert one == TrainingIdentity.of(params, a, 1) and one.data_md5 == md5sum(a)
+    eigen = params.eval.model_copy(update={"protocol": "eigen"})
+    assert one.key == TrainingIdentity.of(params.model_copy(update={"eval": eigen}), a, 1).key
+    assert one.key != TrainingIdentity.of(tiny_params(lr=0.1), a, 1).key
+    assert one.key != TrainingIdentity.of(params, b, 1).key
+    assert one.key != TrainingIdentity.of(params, a, 2).key
 
 
 def test_nan_in_training_data_stops_with_epoch_and_step(tmp_path: Path) -> None:

@@ -5,11 +5,11 @@ A tracking server that is down is reported before training starts; one that fail
 costs live charts, never the training: `register` logs what is missing from the outputs.
 
 Modules: `store` (URI, lock, start-up check), `http` (retry policy), `experiment`, `lineage`
-(params, identity, git, DVC), `runs` (the training's run), `system` (system metrics).
+(params, git, DVC), `runs` (the training's run), `system` (system metrics).
 """
 
 from pipeline.tracking.experiment import experiment_id
-from pipeline.tracking.lineage import GitState, flatten, git_state, run_name, training_key
+from pipeline.tracking.lineage import GitState, flatten, git_state, run_name
 from pipeline.tracking.runs import TrainingRun, model_run, training_run
 from pipeline.tracking.store import (
     TrackingError,
@@ -42,7 +42,6 @@ __all__ = [
     "store_lock",
     "system_metrics",
     "tracking_uri",
-    "training_key",
     "training_run",
     "ui_url",
     "version_file",

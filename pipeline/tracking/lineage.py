@@ -1,8 +1,7 @@
-"""What a run records of where it comes from: params, the training's identity, git, DVC."""
+"""What a run records of where it comes from: params, git, DVC."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -25,15 +24,6 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = json.dumps(value) if isinstance(value, list) else str(value)
     return flat
-
-
-def training_key(params_raw: Mapping[str, Any], data_md5: Mapping[str, str]) -> str:
-    """What makes two trainings the same one: model and train params plus the data's hashes."""
-    blob = json.dumps(
-        [params_raw.get("model"), params_raw.get("train"), sorted(data_md5.values())],
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _git(*args: str) -> str | None:

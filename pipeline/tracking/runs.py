@@ -22,10 +22,11 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from mlflow.exceptions import MlflowException
 
 from pipeline.config import MlflowConfig
-from pipeline.io import atomic_write_json, md5sum, remove_stale_temps
+from pipeline.identity import TrainingIdentity
+from pipeline.io import atomic_write_json, remove_stale_temps
 from pipeline.tracking.experiment import experiment_id
 from pipeline.tracking.http import LIVE_RETRIES, LIVE_TIMEOUT_S, http_policy
-from pipeline.tracking.lineage import flatten, git_state, lineage_tags, run_name, training_key
+from pipeline.tracking.lineage import flatten, git_state, lineage_tags, run_name
 from pipeline.tracking.store import connect, first_line, tracking_uri, ui_hint
 from pipeline.tracking.system import system_metrics
 from pipeline.train_log import read_rows
@@ -101,7 +102,7 @@ def _open_run(
     params_raw: Mapping[str, Any],
     cfg: MlflowConfig,
     state_file: Path,
-    data_files: Mapping[str, Path],
+    identity: TrainingIdentity,
     system_info: Mapping[str, str],
     reopen_finished: bool,
 ) -> TrainingRun:
@@ -109,8 +110,7 @@ def _open_run(
     remove_stale_temps(state_file)  # what a kill during its last write left
     client = connect()
     exp_id = experiment_id(client, cfg.experiment)
-    data_md5 = {name: md5sum(path) for name, path in data_files.items()}
-    key = training_key(params_raw, data_md5)
+    key = identity.key
     uri = tracking_uri()
     try:
         state = json.loads(state_file.read_text())
@@ -135,15 +135,14 @@ def _open_run(
         **lineage_tags(git),
         **{f"sys.{k}": v for k, v in system_info.items()},
         "training_key": key,
-        **{f"data.{name}.md5": md5 for name, md5 in data_md5.items()},
+        "data.train.md5": identity.data_md5,
     }
     run = client.create_run(exp_id, run_name=run_name(git), tags=tags)
     run_id = run.info.run_id
     params = [Param(k, v) for k, v in flatten(params_raw).items()]
     for i in range(0, len(params), _BATCH):
         client.log_batch(run_id, params=params[i : i + _BATCH])
-    for name, path in data_files.items():
-        _log_dataset(client, run_id, name, path, data_md5[name])
+    _log_dataset(client, run_id, "train", identity.train_h5, identity.data_md5)
     atomic_write_json(state_file, {"tracking_uri": uri, "run_id": run_id, "training_key": key})
     log.info("MLflow: run %s (%s) at %s; UI: %s", run.info.run_name, run_id, uri, ui_hint(exp_id))
     return TrainingRun(client, run_id)
@@ -164,19 +163,19 @@ def training_run(
     params_raw: Mapping[str, Any],
     cfg: MlflowConfig,
     state_file: Path,
-    data_files: Mapping[str, Path],
+    identity: TrainingIdentity,
     system_info: Mapping[str, str],
 ) -> Iterator[TrainingRun]:
     """The MLflow run of one training, for the length of the block, with system metrics.
 
     Continues the run in ``state_file`` when it is the same, unfinished training (a resumed
     run), else starts one named after the DVC experiment (or ``branch@commit``) with the
-    flattened params, lineage tags, ``system_info`` (as ``sys.*`` tags) and each of
-    ``data_files`` as a dataset input with its md5. Raises `TrackingError` within seconds if
+    flattened params, lineage tags, ``system_info`` (as ``sys.*`` tags) and the training data
+    as a dataset input with its md5. Raises `TrackingError` within seconds if
     the store is unreachable. The short HTTP policy covers the metrics thread too: a server
     that dies mid-training delays its end by seconds, not by MLflow's minutes of retries.
     """
-    run = _open_run(params_raw, cfg, state_file, data_files, system_info, reopen_finished=False)
+    run = _open_run(params_raw, cfg, state_file, identity, system_info, reopen_finished=False)
     with (
         http_policy(LIVE_RETRIES, LIVE_TIMEOUT_S),
         _run_context(run),
@@ -190,7 +189,7 @@ def model_run(
     params_raw: Mapping[str, Any],
     cfg: MlflowConfig,
     state_file: Path,
-    data_files: Mapping[str, Path],
+    identity: TrainingIdentity,
     train_log: Path,
 ) -> Iterator[TrainingRun]:
     """The run that trained the current model, reopened, with any epochs it missed logged.
@@ -198,7 +197,7 @@ def model_run(
     Falls back to a new run (the same params, tags and dataset) when training was not tracked
     or its run is gone, so a model is never registered without its lineage.
     """
-    run = _open_run(params_raw, cfg, state_file, data_files, {}, reopen_finished=True)
+    run = _open_run(params_raw, cfg, state_file, identity, {}, reopen_finished=True)
     with _run_context(run):
         if added := run.log_epochs(read_rows(train_log)):
             log.info("MLflow: logged %d epoch(s) that live tracking missed", added)

@@ -1,7 +1,7 @@
 """Epoch checkpoints: written atomically after every epoch, read back to resume a killed run.
 
-A checkpoint is named after the run's key (`pipeline.train.setup.run_key`), so a run with
-other params or data never resumes from a checkpoint that is not its own; a damaged one is
+A checkpoint is named after its training's key (`pipeline.identity.TrainingIdentity`), so a run
+with other params or data never resumes from a checkpoint that is not its own; a damaged one is
 deleted with a warning and the run starts over.
 """
 

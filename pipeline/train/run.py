@@ -13,7 +13,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pipeline.config import ModelConfig, TrainConfig
-from pipeline.io import md5sum
 from pipeline.model.loss import LossFn, get_loss
 from pipeline.runtime import Runtime, barrier
 from pipeline.train.checkpoint import (
@@ -25,7 +24,7 @@ from pipeline.train.checkpoint import (
 )
 from pipeline.train.loop import EpochHook, train_epoch, validate
 from pipeline.train.outputs import TrainOutputs, check_ranks_agree, write_outputs
-from pipeline.train.setup import TrainData, build_data, make_optimizer, model_on_device, run_key
+from pipeline.train.setup import TrainData, build_data, make_optimizer, model_on_device
 from pipeline.train.setup import scheduler as make_scheduler
 
 
@@ -78,19 +77,20 @@ def train(
     train_h5: Path,
     outputs: TrainOutputs,
     rt: Runtime,
+    key: str,
     on_epoch: EpochHook | None = None,
     weights_dir: Path = Path("data/downloads"),
 ) -> dict[str, float]:
     """Train, checkpointing every epoch; return the last epoch's log row.
 
-    `on_epoch` receives each epoch's log row on rank 0 (live experiment tracking);
-    ``weights_dir`` keeps downloaded initial weights (`pipeline.model.build`).
+    ``key`` names the checkpoint (`pipeline.identity.TrainingIdentity`): only a training with
+    the same key resumes from it. `on_epoch` receives each epoch's log row on rank 0 (live
+    experiment tracking); ``weights_dir`` keeps downloaded initial weights.
     """
     data = build_data(cfg, train_h5, rt)
     model, model_config = model_on_device(model_cfg, cfg, train_h5, data, rt, weights_dir)
     opt = make_optimizer(cfg, model.parameters())
     sched = make_scheduler(cfg, opt)
-    key = run_key(model_cfg, cfg, md5sum(train_h5), rt.world_size)
     ckpt = checkpoint_path(outputs, key)
     rows, timing, start_epoch = resume(ckpt, model, opt, sched, rt)
     if rt.is_main:

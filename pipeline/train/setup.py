@@ -3,8 +3,6 @@ schedule, and the run's identity (which checkpoint it may resume)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,6 @@ from pipeline.config import ModelConfig, TrainConfig
 from pipeline.data.dataset import DepthDataset, DeviceSplit, make_loader, mean_depth, split_rows
 from pipeline.model.build import build_model
 from pipeline.runtime import Runtime, resolve_data_on
-
-
-def run_key(model_cfg: ModelConfig, train_cfg: TrainConfig, data_md5: str, world: int) -> str:
-    """Identity of a training run: a checkpoint resumes only the run with the same key."""
-    blob = json.dumps(
-        [model_cfg.model_dump(), train_cfg.model_dump(), data_md5, world], sort_keys=True
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
