@@ -59,18 +59,11 @@ def main() -> None:
             write_split(path, split, expected[split], seed)
 
     start = time.perf_counter()
-    from pipeline.config import ValidateConfig
+    from pipeline.config import load_params
     from pipeline.data.validation import image_stats, validate_tables
 
     import_s = time.perf_counter() - start
-    cfg = ValidateConfig(
-        min_depth=0.0,
-        max_depth=10.0,
-        mostly=1.0,
-        min_valid_fraction=0.5,
-        raw_min_valid_fraction=0.2,
-        max_reported_indices=20,
-    )
+    cfg = load_params().validate  # the project's own settings
     timings, tables = {}, {}
     for split, path in paths.items():
         start = time.perf_counter()

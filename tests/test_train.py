@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -69,26 +70,38 @@ class Killed(Exception):
     pass
 
 
-def straight_and_killed(tmp_path: Path, params: Params, h5: Path) -> tuple[TrainOutputs, ...]:
-    """An uninterrupted run's outputs, and those of one killed after its first epoch."""
-    straight, killed = outputs(tmp_path / "straight"), outputs(tmp_path / "killed")
-    run(params, h5, straight)
+@pytest.fixture(scope="module")
+def interrupted(module_tmp: Callable[[str], Path]) -> tuple[Path, TrainOutputs, Path]:
+    """train.h5, an uninterrupted run's outputs, and the folder of the same run killed after its
+    first epoch (tests resume copies of it: `resumable`). Trained once for the module."""
+    root = module_tmp("interrupted")
+    h5 = write_train_h5(root / "train.h5")
+    straight, killed = outputs(root / "straight"), outputs(root / "killed")
+    run(tiny_params(), h5, straight)
 
     def kill_after_first_epoch(row: dict[str, float]) -> None:
         if row["epoch"] == 1:
             raise Killed
 
     with pytest.raises(Killed):
-        run(params, h5, killed, kill_after_first_epoch)
-    return straight, killed
+        run(tiny_params(), h5, killed, kill_after_first_epoch)
+    assert not killed.model.exists(), "outputs appear only when training finished"
+    assert len(list(killed.checkpoint_dir.glob("train-*.pt"))) == 1
+    return h5, straight, killed.model.parent
 
 
-def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
-    h5 = write_train_h5(tmp_path / "train.h5")
+def resumable(interrupted: tuple[Path, TrainOutputs, Path], dest: Path) -> TrainOutputs:
+    """A copy, at ``dest``, of the killed run's folder."""
+    shutil.copytree(interrupted[2], dest)
+    return outputs(dest)
+
+
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(
+    interrupted: tuple[Path, TrainOutputs, Path], tmp_path: Path
+) -> None:
+    h5, straight, _ = interrupted
+    resumed = resumable(interrupted, tmp_path / "resumed")
     params = tiny_params()
-    straight, resumed = straight_and_killed(tmp_path, params, h5)
-    assert not resumed.model.exists(), "outputs appear only when training finished"
-    assert len(list(resumed.checkpoint_dir.glob("train-*.pt"))) == 1
     run(params, h5, resumed)
 
     assert md5sum(resumed.model) == md5sum(straight.model)
@@ -197,16 +210,18 @@ def test_device_path_trains_the_same_weights_as_the_loader_path(tmp_path: Path) 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_unreadable_checkpoint_is_deleted_and_training_starts_over(
-    tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+    interrupted: tuple[Path, TrainOutputs, Path],
+    tmp_path: Path,
+    damage: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    h5 = write_train_h5(tmp_path / "train.h5")
-    params = tiny_params()
-    straight, damaged = straight_and_killed(tmp_path, params, h5)
+    h5, straight, _ = interrupted
+    damaged = resumable(interrupted, tmp_path / "damaged")
     (ckpt,) = damaged.checkpoint_dir.glob("train-*.pt")
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x80garbage" * 99)
     capsys.readouterr()
-    run(params, h5, damaged)
+    run(tiny_params(), h5, damaged)
     err = capsys.readouterr().err
     assert f"warning: {ckpt}: unreadable checkpoint" in err and "starts over" in err
     assert md5sum(damaged.model) == md5sum(straight.model)

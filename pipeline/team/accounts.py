@@ -11,9 +11,8 @@ first would own them (basic-auth gives MANAGE to a resource's creator), a reader
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -23,24 +22,14 @@ with warnings.catch_warnings():  # the server package's import warns about Starl
     from mlflow.server.auth.client import AuthServiceClient
 
 from pipeline.tracking.experiment import EXPERIMENT_KIND
+from pipeline.tracking.http import client_env
 
 CI_PERMISSION = "EDIT"  # can_update: runs, versions and aliases; not delete or re-grant
 
 
-@contextlib.contextmanager
-def _as_admin(password: str) -> Iterator[None]:
+def _as_admin(password: str) -> AbstractContextManager[None]:
     """MLflow's clients read the login from the environment: the admin's for the block."""
-    keys = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(dict(zip(keys, ("admin", password), strict=True)))
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return client_env({"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password})
 
 
 def ensure_users(url: str, admin_password: str, passwords: dict[str, str]) -> None:
