@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import warnings
 from collections.abc import Callable, Iterator
@@ -91,8 +92,10 @@ def interrupted(module_tmp: Callable[[str], Path]) -> tuple[Path, TrainOutputs, 
 
 
 def resumable(interrupted: tuple[Path, TrainOutputs, Path], dest: Path) -> TrainOutputs:
-    """A copy, at ``dest``, of the killed run's folder."""
-    shutil.copytree(interrupted[2], dest)
+    """A copy, at ``dest``, of the killed run's folder, hard-linked: copying its 770 MB checkpoint
+    would cost what training it did. Training replaces files (atomic renames), never writes into
+    them; a test that damages one must replace it too."""
+    shutil.copytree(interrupted[2], dest, copy_function=os.link)
     return outputs(dest)
 
 
@@ -219,6 +222,7 @@ def test_unreadable_checkpoint_is_deleted_and_training_starts_over(
     damaged = resumable(interrupted, tmp_path / "damaged")
     (ckpt,) = damaged.checkpoint_dir.glob("train-*.pt")
     data = ckpt.read_bytes()
+    ckpt.unlink()  # a new file: the hard-linked original belongs to the other tests
     ckpt.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x80garbage" * 99)
     capsys.readouterr()
     run(tiny_params(), h5, damaged)
