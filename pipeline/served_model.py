@@ -7,7 +7,6 @@ it only when there is a new version to make, not for its check that the store al
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from torch import nn
 
+from pipeline.io import link_or_copy
 from pipeline.model.io import MODEL_FILE_NAME, load_model
 from pipeline.onnx_export import ONNX_NAME, export_onnx
 
@@ -59,8 +59,7 @@ def log_model(model_path: Path, input_hw: tuple[int, int], onnx: bool = True) ->
         f"mlflow=={mlflow.__version__}",
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        extra = [Path(tmp) / MODEL_FILE_NAME]  # under the name fcrn-predict asks for
-        shutil.copyfile(model_path, extra[0])
+        extra = [link_or_copy(model_path, Path(tmp) / MODEL_FILE_NAME)]  # a link: no 250 MB copy
         if onnx:
             extra.append(export_onnx(str(model_path), Path(tmp) / ONNX_NAME))
         return _log(net, extra, signature, example, requirements, input_hw)
