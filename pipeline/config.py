@@ -117,6 +117,7 @@ class ModelConfig(_Section):
     official: OfficialWeightsConfig
     decoder: Literal["upconv", "upproj"]
     fast: bool
+    encoder: Literal["resnet50", "resnet18"] = "resnet50"  # resnet18: the quick variant
     encoder_weights: str = Field(min_length=1)
     final_relu: bool
 
@@ -124,6 +125,8 @@ class ModelConfig(_Section):
     def _official_consistent(self) -> ModelConfig:
         if self.init == "official" and self.arch != "official":
             raise ValueError("init 'official' needs arch 'official' (-S model.arch=official)")
+        if self.arch == "official" and self.encoder != "resnet50":
+            raise ValueError("arch 'official' is the authors' ResNet-50: -S model.encoder=resnet50")
         if self.arch == "official" and self.encoder_weights != "none":
             raise ValueError(
                 "encoder_weights applies to arch 'torchvision'; arch 'official' takes its "

@@ -146,8 +146,8 @@ def describe_version(
     h, w = data.preprocess.resize_hw
     headline = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("rel", "rms", "delta1") if k in metrics)
     return (
-        f"FCRN ({model.decoder} decoder{', fast' if model.fast else ''}, encoder weights "
-        f"{model.encoder_weights}) trained on {source}, train split at {h}x{w}, "
+        f"FCRN ({model.encoder}, {model.decoder} decoder{', fast' if model.fast else ''}, "
+        f"encoder weights {model.encoder_weights}) trained on {source}, train split at {h}x{w}, "
         f"{train.epochs} epochs of {train.optimizer} (lr {train.lr:g}, batch {train.batch_size}, "
         f"{train.loss} loss)" + (f" at commit {commit[:12]}" if commit else "") + ". "
         f"Evaluated on the test split (md5 {record['test_data_md5']}, "

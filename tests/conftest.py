@@ -218,6 +218,7 @@ class TinyProject:
         params["mlflow"]["onnx"] = False  # the export takes a minute; tests/test_onnx.py does it
         params["data"]["preprocess"]["resize_hw"] = [48, 64]  # small frames: fast predictions
         params["data"]["preprocess"]["crop_hw"] = [48, 64]
+        params["model"]["encoder"] = "resnet18"  # the model `write_model` writes
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         self.params_raw = params
         self.train_h5 = root / "data/processed/train.h5"
@@ -253,6 +254,7 @@ class TinyProject:
         """A model file; each ``out_bias`` gives other bytes (another model)."""
         torch.manual_seed(0)
         config = {"decoder": "upproj", "fast": True, "final_relu": True, "out_bias": out_bias}
+        config["encoder"] = "resnet18"  # as `e2e.TINY`: a 55 MB model to register, not 255
         save_model(FCRN(**config), config, self.model)
         return self.model
 
@@ -335,8 +337,8 @@ def module_tmp(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[[str], Path]]:
     """`tmp_path_factory.mktemp` for one module's fixtures; the folders are deleted when the
-    module ends unless one of its tests failed. A full run makes dozens of 258 MB models: kept
-    to the session's end they would need ~25 GB of disk."""
+    module ends unless one of its tests failed. A full run makes dozens of models and checkpoints:
+    kept to the session's end they needed ~25 GB of disk."""
     made: list[Path] = []
     failed_before = request.session.testsfailed
 

@@ -70,6 +70,7 @@ TINY = {
     "data.synthetic.test_fraction": 0.25,
     "data.preprocess.resize_hw": [34, 44],
     "data.preprocess.crop_hw": [32, 40],
+    "model.encoder": "resnet18",  # a 55 MB model, not 255: the tests' time is in its bytes
     "train.epochs": 2,
     "train.batch_size": 2,
     "train.workers": 0,
@@ -162,6 +163,38 @@ def copy_project(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest, symlinks=True, ignore=skip)
     shutil.rmtree(dest / ".dvc/tmp", ignore_errors=True)  # DVC's locks and state of ``src``
     return dest
+
+
+def run_queue(project: Path, names: list[str], jobs: int, timeout_s: float) -> dict[str, str]:
+    """`dvc queue start -j jobs` on the queued experiments ``names``; wait until none is queued
+    or running, stop the idle workers and return each experiment's log. Fails when one did not
+    succeed, starting with what explains it: each failed task's log tail, then DVC's worker
+    logs (a task that fails before its first stage has no log of its own)."""
+    # The workers it starts in the background keep its stdout: do not wait for that to close.
+    subprocess.run(
+        ["dvc", "queue", "start", "-j", str(jobs)],
+        cwd=project, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = run(["dvc", "queue", "status"], project).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    run(["dvc", "queue", "stop"], project)
+    logs = {n: run(["dvc", "queue", "logs", n], project, check=False).stdout for n in names}
+    failed = [line.split()[1] for line in status.splitlines() if line.endswith("Failed")]
+    if failed or status.count("Success") != len(names):
+        tails = [f"--- {n} failed; its log ends:\n{_tail(logs.get(n, ''))}" for n in failed]
+        workers = sorted((project / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.out"))
+        tails += [f"--- {w.name} ends:\n{_tail(w.read_text(errors='replace'))}" for w in workers]
+        raise AssertionError("\n".join([*tails, status]))
+    return logs
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def stop_process_group(proc: subprocess.Popen) -> None:

@@ -17,7 +17,8 @@ row is run as a real subprocess on small data and must:
 
 A row's inputs come from an upstream project with the row's params, where the earlier rows that
 make them ran (``World.inputs_of``): train and evaluate run at the tiny sizes of ``e2e.TINY``
-(32x40 crops, 2 epochs; the FCRN is ~250 MB at any input size), the data stages at ``SMALL``.
+(32x40 crops, 2 epochs; the ResNet-18 FCRN is ~55 MB at any input size), the data stages at
+``SMALL``.
 New stages (register) join by adding a row.
 
 Train meets the file-size limit twice: from scratch it first hits an epoch checkpoint (the model
@@ -289,7 +290,7 @@ STAGES = [
         resume_state=("checkpoints/train-*.pt",),
         side_files=("checkpoints/mlflow_run.json",),
         existence_only=("reports/train_speed.json",),
-        file_size_limit=100_000_000,  # the model: ~250 MB (63 M parameters at any input size)
+        file_size_limit=20_000_000,  # the model: ~55 MB (ResNet-18 FCRN at any input size)
         size_limit_hits="checkpoints/train-*.pt",
         size_limit_resumed=(temps_created, "models/fcrn.pt"),  # killed after the last checkpoint
     ),

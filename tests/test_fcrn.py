@@ -1,4 +1,5 @@
-"""FCRN: shape, parameter count, naive == fast for the whole model, encoder weight loading."""
+"""FCRN: shape, parameter count, naive == fast for the whole model, encoder weight loading, the
+ResNet-18 variant."""
 
 from pathlib import Path
 
@@ -7,8 +8,11 @@ import torch
 from e2e import closed_url
 from torchvision.models import resnet50
 
+from pipeline.config import load_params
 from pipeline.model import FCRN, EncoderWeightsUnavailable, count_parameters
+from pipeline.model.build import build_model
 from pipeline.model.fcrn import imagenet_weights_path
+from pipeline.model.io import read_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +27,21 @@ def test_paper_shape_and_parameter_count(upproj: FCRN):
     assert abs(count_parameters(upproj) - 63.6e6) < 0.1e6
     with torch.no_grad():
         assert upproj.eval()(torch.rand(1, 3, 228, 304)).shape == (1, 1, 128, 160)
+
+
+def test_resnet18_variant_shape_parameters_and_model_file(tmp_path: Path):
+    # 11,176,512 encoder (torchvision's resnet18 without fc) + 131,840 bridge (512 -> 256)
+    # + 2,373,280 decoder (256 -> 16) + 145 head.
+    cfg = load_params().model.model_copy(update={"encoder": "resnet18"})
+    built = build_model(cfg, out_bias=1.0, weights_dir=tmp_path)
+    assert count_parameters(built.model) == 13_681_777
+    with torch.no_grad():
+        assert built.model.eval()(torch.rand(1, 3, 228, 304)).shape == (1, 1, 128, 160)
+    save_model(built.model, built.config, tmp_path / "r18.pt", (240, 320), (228, 304))
+    loaded, state = read_model(tmp_path / "r18.pt").model.state_dict(), built.model.state_dict()
+    assert list(loaded) == list(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+    # ResNet-50 files record no encoder: the default model's bytes are those of before it.
+    assert "encoder" not in build_model(load_params().model, 1.0, tmp_path).config
 
 
 @pytest.mark.parametrize("decoder", ["upproj", "upconv"])

@@ -55,6 +55,7 @@ def test_default_params_are_unchanged_torchvision():
             "-S 'data.preprocess.resize_hw=[240,320]' -S 'data.preprocess.crop_hw=[228,304]'",
         ),
         ({"model__arch": "official", "model__encoder_weights": "imagenet"}, "encoder_weights"),
+        ({"model__arch": "official", "model__encoder": "resnet18"}, "-S model.encoder=resnet50"),
     ],
 )
 def test_refusals_say_what_to_set(changes: dict, message: str):
@@ -107,6 +108,7 @@ def test_exp_run_evaluates_registers_and_predicts_the_official_model(
 ):
     url, sha256 = served_zip
     changes = {**TINY, **SIZES, "model.official.url": url, "model.official.sha256": sha256}
+    changes["model.encoder"] = "resnet50"  # the authors' network
     project = make_project(tmp_path / "project", changes)
     # The sizes are in params.yaml here; a user adds them with -S as the refusal says.
     result = run(["dvc", "exp", "run", *OFFICIAL], project)

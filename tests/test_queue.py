@@ -3,12 +3,10 @@ both tracked and registered, nothing lost, no `database is locked`."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from e2e import copy_project, env, run
+from e2e import copy_project, run, run_queue
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -24,21 +22,7 @@ def test_two_parallel_queued_experiments_are_tracked_and_registered(
     root = copy_project(reproduced, tmp_path / "project")
     for name, lr in EXPERIMENTS.items():
         run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.lr={lr}"], root)
-    # The workers it starts in the background keep its stdout: do not wait for that to close.
-    subprocess.run(
-        ["dvc", "queue", "start", "-j", "2"],
-        cwd=root, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 1200
-    while True:
-        status = run(["dvc", "queue", "status"], root).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(5)
-    run(["dvc", "queue", "stop"], root)  # the idle workers
-    logs = {name: run(["dvc", "queue", "logs", name], root).stdout for name in EXPERIMENTS}
-    assert status.count("Success") == 2, f"{status}\n{logs}"
+    logs = run_queue(root, list(EXPERIMENTS), jobs=2, timeout_s=1200)
     for log in logs.values():
         assert "database is locked" not in log
 

@@ -1,4 +1,4 @@
-"""The own ResNet-50 builder against torchvision's: names, initial weights, forward bits."""
+"""The own ResNet-50/-18 builder against torchvision's: names, initial weights, forward bits."""
 
 from __future__ import annotations
 
@@ -6,27 +6,31 @@ import subprocess
 import sys
 from collections import OrderedDict
 
+import pytest
 import torch
 from torch import nn
-from torchvision.models import ResNet50_Weights, resnet50
+from torchvision.models import ResNet18_Weights, ResNet50_Weights, resnet18, resnet50
 
 from pipeline.model.fcrn import FCRN
-from pipeline.model.resnet import IMAGENET_MEAN, IMAGENET_STD, IMAGENET_URL, resnet50_encoder
+from pipeline.model.resnet import IMAGENET_MEAN, IMAGENET_STD, IMAGENET_URLS, resnet_encoder
+
+TORCHVISION = {"resnet50": (resnet50, ResNet50_Weights), "resnet18": (resnet18, ResNet18_Weights)}
 
 LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 
 
-def _torchvision_encoder() -> nn.Sequential:
-    resnet = resnet50(weights=None)
+def _torchvision_encoder(encoder: str = "resnet50") -> nn.Sequential:
+    resnet = TORCHVISION[encoder][0](weights=None)
     return nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in LAYERS))
 
 
-def test_same_names_weights_generator_state_and_outputs_as_torchvision() -> None:
+@pytest.mark.parametrize("encoder", sorted(TORCHVISION))
+def test_same_names_weights_generator_state_and_outputs_as_torchvision(encoder: str) -> None:
     torch.manual_seed(3)
-    theirs = _torchvision_encoder()
+    theirs = _torchvision_encoder(encoder)
     after_theirs = torch.rand(4)  # where the generator was left for the modules built next
     torch.manual_seed(3)
-    ours = nn.Sequential(OrderedDict(resnet50_encoder()))
+    ours = nn.Sequential(OrderedDict(resnet_encoder(encoder)))
     after_ours = torch.rand(4)
     assert torch.equal(after_theirs, after_ours)
     a, b = theirs.state_dict(), ours.state_dict()
@@ -37,12 +41,13 @@ def test_same_names_weights_generator_state_and_outputs_as_torchvision() -> None
         assert torch.equal(theirs.eval()(x), ours.eval()(x))
 
 
-def test_imagenet_facts_are_torchvisions() -> None:
-    weights = ResNet50_Weights.IMAGENET1K_V1
+@pytest.mark.parametrize("encoder", sorted(TORCHVISION))
+def test_imagenet_facts_are_torchvisions(encoder: str) -> None:
+    weights = TORCHVISION[encoder][1].IMAGENET1K_V1
     norm = weights.transforms()
     assert (
         weights.url, tuple(norm.mean), tuple(norm.std)
-    ) == (IMAGENET_URL, IMAGENET_MEAN, IMAGENET_STD)  # fmt: skip
+    ) == (IMAGENET_URLS[encoder], IMAGENET_MEAN, IMAGENET_STD)  # fmt: skip
 
 
 def test_fcrn_imports_no_torchvision() -> None:
@@ -50,14 +55,15 @@ def test_fcrn_imports_no_torchvision() -> None:
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-def test_fcrn_initial_weights_are_the_torchvision_builds(monkeypatch) -> None:
+@pytest.mark.parametrize("encoder", sorted(TORCHVISION))
+def test_fcrn_initial_weights_are_the_torchvision_builds(encoder: str, monkeypatch) -> None:
     """A seeded FCRN (decoder included) is what the torchvision-based encoder gave."""
     torch.manual_seed(0)
-    ours = FCRN(out_bias=1.5).state_dict()
+    ours = FCRN(out_bias=1.5, encoder=encoder).state_dict()
     monkeypatch.setattr(
-        "pipeline.model.fcrn.resnet50_encoder",
-        lambda: OrderedDict((n, m) for n, m in _torchvision_encoder().named_children()),
+        "pipeline.model.fcrn.resnet_encoder",
+        lambda name: OrderedDict((n, m) for n, m in _torchvision_encoder(name).named_children()),
     )
     torch.manual_seed(0)
-    theirs = FCRN(out_bias=1.5).state_dict()
+    theirs = FCRN(out_bias=1.5, encoder=encoder).state_dict()
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

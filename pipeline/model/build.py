@@ -41,6 +41,8 @@ def build_model(cfg: ModelConfig, out_bias: float, weights_dir: Path) -> BuiltMo
     if cfg.arch == "torchvision":
         config = {"decoder": cfg.decoder, "fast": cfg.fast, "final_relu": cfg.final_relu}
         config["out_bias"] = out_bias
+        if cfg.encoder != "resnet50":  # recorded only then: ResNet-50 files keep their bytes
+            config["encoder"] = cfg.encoder
         return BuiltModel(FCRN(encoder_weights=cfg.encoder_weights, **config), config)
     if cfg.init == "none":
         config = {"arch": "official", "out_bias": out_bias}
