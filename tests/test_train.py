@@ -32,6 +32,7 @@ STORED_HW, CROP_HW = (68, 88), (64, 80)
 
 def tiny_params(**train: object) -> Params:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["model"]["encoder"] = "resnet18"  # what the loop does is the same; 4.6x fewer bytes
     raw["train"].update({"epochs": 2, "batch_size": 2, "workers": 0, "precision": "fp32"})
     raw["train"].update(train)
     return parse_params(raw)
