@@ -74,7 +74,12 @@ def _log(
     input_hw: tuple[int, int],
 ) -> str:
     """`mlflow.pytorch.log_model`; ``extra_files`` (the model file, the ONNX export) land in the
-    version's ``extra_files/``, where `fcrn-predict` and `fcrn-export --onnx` fetch them."""
+    version's ``extra_files/``, where `fcrn-predict` and `fcrn-export --onnx` fetch them.
+
+    MLflow's serving-input check is off: it reloads the pt2 program from disk (~15 s of sympy,
+    half of a registration) only to log a warning if the example fails, never to stop one.
+    torch.export has just traced the network on that example, which is the same check.
+    """
     info = mlflow.pytorch.log_model(
         net,
         name="model",
@@ -88,5 +93,6 @@ def _log(
             "output": "depth in metres, N x H x W",
             "input_hw": list(input_hw),  # the training frame size: resize inputs to it first
         },
+        validate_serving_input=False,
     )
     return info.model_uri
