@@ -29,6 +29,7 @@ from e2e import (
     stage_argv,
     stop_process_group,
 )
+from filelock import FileLock
 from PIL import Image
 
 from pipeline.config import parse_params
@@ -38,6 +39,15 @@ from pipeline.model.io import save_model
 from pipeline.team import postgres
 from pipeline.team.accounts import ensure_users
 from pipeline.team.stack import DEFAULT_PORTS, Stack
+
+# pytest-xdist's workers share the cores. Torch's default, a thread per core in every process
+# (and in every subprocess a test starts), would put N times as many spinning OpenMP threads as
+# cores on the machine, and they slow each other several times over: each worker gets its share.
+if _workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = max(1, len(os.sched_getaffinity(0)) // int(_workers))
+    os.environ.update(OMP_NUM_THREADS=str(_threads), MKL_NUM_THREADS=str(_threads))
+    torch.set_num_threads(_threads)
+
 
 # --- PostgreSQL: a throwaway server for MLflow's SQL backend store ------------------------------
 
@@ -293,16 +303,26 @@ def tiny_project(module_tmp: Callable[[str], Path]) -> Callable[[str], TinyProje
 
 
 @pytest.fixture(scope="session")
-def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reproduced(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """The tiny project (`e2e.TINY`) after `dvc repro` on its own SQLite store, outputs and
-    dvc.lock committed; made once per session. Tests `git clone` it or take a `copy_project`
-    of it; none changes it."""
-    root = make_project(tmp_path_factory.mktemp("reproduced") / "project", TINY)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: mlflow.db in the project
-        run(["dvc", "repro"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "outputs of dvc repro"], root)
+    dvc.lock committed; made once per run: under pytest-xdist the first worker that needs it
+    makes it in the run's shared temp folder while the others wait. Tests `git clone` it or
+    take a `copy_project` of it; none changes it."""
+    base = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        base = base.parent  # pytest-xdist: each worker's temp folder sits in the run's
+    root, done = base / "reproduced" / "project", base / "reproduced.done"
+    with FileLock(base / "reproduced.lock"):
+        if done.exists():
+            return root
+        shutil.rmtree(root.parent, ignore_errors=True)  # what a failed attempt left
+        make_project(root, TINY)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: mlflow.db in it
+            run(["dvc", "repro"], root)
+        run(["git", "add", "-A"], root)
+        run(["git", "commit", "-qm", "outputs of dvc repro"], root)
+        done.touch()
     return root
 
 
