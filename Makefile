@@ -34,14 +34,14 @@ lint: $(STAMP)
 docs: $(STAMP)
 	sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-# Workers (pytest-xdist): as many as cores, each with its share of torch's threads (conftest.py);
-# --dist loadgroup keeps the team-stack tests on one worker. XDIST=0 runs it in one process.
+# Workers (pytest-xdist): as many as cores, each with its share of torch's threads (conftest.py).
+# XDIST=0 runs it in one process.
 XDIST ?= auto
 test: lint
-	pytest -n $(XDIST) --dist loadgroup
+	pytest -n $(XDIST)
 
 test-fast: $(STAMP)
-	pytest -n $(XDIST) --dist loadgroup -m "not slow"
+	pytest -n $(XDIST) -m "not slow"
 
 # Git hooks of .pre-commit-config.yaml: ruff, the dvc.yaml deps and dvc.lock checks, DVC's hooks.
 hooks: $(STAMP)

@@ -332,7 +332,9 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path
 @pytest.fixture(scope="session")
 def team_stack() -> Iterator[Stack]:
     """`python -m pipeline.team up`'s stack in a temporary folder on free ports, with the
-    ``ci`` and ``reader`` accounts; ``stack.admin_password`` is the admin's."""
+    ``ci`` and ``reader`` accounts; ``stack.admin_password`` is the admin's. One per pytest-xdist
+    worker: the faults some tests inject (a killed object store, a restarted server) hit only
+    the tests of their own worker, which run one at a time."""
     if postgres.bindir() is None:
         pytest.skip("no PostgreSQL server (apt-get install postgresql; .ci/run does)")
     root = Path(tempfile.mkdtemp(prefix="pytest-team-"))

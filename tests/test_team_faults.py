@@ -18,9 +18,7 @@ from test_team_stack import account, error_lines, team_project
 
 from pipeline.team.stack import Stack
 
-# One worker runs them all under pytest-xdist (`--dist loadgroup`): one stack to start, and the
-# faults they inject (a killed object store, a restarted server) hit no other worker's test.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team_stack")]
+pytestmark = pytest.mark.slow
 
 
 def _s3(stack: Stack) -> Any:  # boto3 generates its client class

@@ -25,9 +25,7 @@ from pipeline.io import md5sum
 from pipeline.team.accounts import provision
 from pipeline.team.stack import Stack
 
-# One worker runs them all under pytest-xdist (`--dist loadgroup`): one stack to start, and the
-# faults they inject (a killed object store, a restarted server) hit no other worker's test.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team_stack")]
+pytestmark = pytest.mark.slow
 LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID")
 
 
