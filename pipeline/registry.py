@@ -157,6 +157,7 @@ def describe_version(
 
 
 def _register(
+    client: MlflowClient,
     run_id: str,
     model_path: Path,
     reports: list[Path],
@@ -164,10 +165,10 @@ def _register(
     record: Mapping[str, str],
     params: Params,
 ) -> ModelVersion:
-    """Log reports, test metrics and the model into the run; register it with its decision."""
+    """Log reports, test metrics and the model into the run; register it with its decision.
+    ``client`` is `connect`'s; MLflow's fluent calls here use the URI it set process-wide."""
     from pipeline.served_model import log_model  # torch: only when there is a version to make
 
-    client = MlflowClient()
     now = int(time.time() * 1000)
     test = [Metric(k, v, now, 0) for k, v in numeric_leaves(metrics, "test_").items()]
     client.log_batch(run_id, metrics=test)
@@ -233,6 +234,6 @@ def register(
         # hand with another count: a new run with the same params, tags and dataset instead).
         identity = TrainingIdentity.of(params, train_h5, params.train.nproc)
         with model_run(params_raw, params.mlflow, run_state, identity, train_log) as run:
-            version = _register(run.run_id, model, reports, metrics, record, params)
+            version = _register(client, run.run_id, model, reports, metrics, record, params)
     result = {"registered_model": name, "version": int(version.version)}
     return result | {k: version.tags.get(k) for k in RECORD_TAGS}
