@@ -38,10 +38,10 @@ docs: $(STAMP)
 # XDIST=0 runs it in one process.
 XDIST ?= auto
 test: lint
-	pytest -n $(XDIST)
+	pytest -n $(XDIST) --dist loadscope --no-loadscope-reorder
 
 test-fast: $(STAMP)
-	pytest -n $(XDIST) -m "not slow"
+	pytest -n $(XDIST) --dist loadscope --no-loadscope-reorder -m "not slow"
 
 # Git hooks of .pre-commit-config.yaml: ruff, the dvc.yaml deps and dvc.lock checks, DVC's hooks.
 hooks: $(STAMP)
