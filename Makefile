@@ -34,8 +34,8 @@ lint: $(STAMP)
 docs: $(STAMP)
 	sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-# Workers (pytest-xdist): as many as cores, each with its share of torch's threads (conftest.py).
-# XDIST=0 runs it in one process.
+# Workers (pytest-xdist): as many as cores, each with its share of torch's threads, taking whole
+# modules, the longest first (conftest.py). XDIST=0 runs it in one process.
 XDIST ?= auto
 test: lint
 	pytest -n $(XDIST) --dist loadscope --no-loadscope-reorder
