@@ -35,7 +35,7 @@ from mlflow.exceptions import MlflowException
 from pipeline.config import Params, parse_params
 from pipeline.identity import TrainingIdentity
 from pipeline.io import md5sum
-from pipeline.tracking import connect, model_run, store_lock
+from pipeline.tracking import TrainingRun, connect, model_run, store_lock
 from pipeline.tracking.store import STORE_LOCK_TIMEOUT_S
 
 HEADLINE = "rel"  # mean absolute relative error: the paper's first column; lower is better
@@ -157,18 +157,18 @@ def describe_version(
 
 
 def _register(
-    client: MlflowClient,
-    run_id: str,
+    run: TrainingRun,
     model_path: Path,
     reports: list[Path],
     metrics: Mapping[str, Any],
     record: Mapping[str, str],
     params: Params,
 ) -> ModelVersion:
-    """Log reports, test metrics and the model into the run; register it with its decision.
-    ``client`` is `connect`'s; MLflow's fluent calls here use the URI it set process-wide."""
+    """Log reports, test metrics and the model into ``run``; register it with its decision.
+    MLflow's fluent calls here use the URI `connect` set process-wide for ``run.client``."""
     from pipeline.served_model import log_model  # torch: only when there is a version to make
 
+    client, run_id = run.client, run.run_id
     now = int(time.time() * 1000)
     test = [Metric(k, v, now, 0) for k, v in numeric_leaves(metrics, "test_").items()]
     client.log_batch(run_id, metrics=test)
@@ -234,6 +234,6 @@ def register(
         # hand with another count: a new run with the same params, tags and dataset instead).
         identity = TrainingIdentity.of(params, train_h5, params.train.nproc)
         with model_run(params_raw, params.mlflow, run_state, identity, train_log) as run:
-            version = _register(client, run.run_id, model, reports, metrics, record, params)
+            version = _register(run, model, reports, metrics, record, params)
     result = {"registered_model": name, "version": int(version.version)}
     return result | {k: version.tags.get(k) for k in RECORD_TAGS}
