@@ -9,8 +9,10 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ import sqlalchemy
 from e2e import free_port
 from mlflow import MlflowClient
 from sqlalchemy import text
+
+from pipeline.tracking.runs import log_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +147,24 @@ def test_cors_allows_only_the_configured_origin(server: str) -> None:
         timeout=10,
     )
     assert foreign.status_code == 403
+
+
+def test_trainings_starting_together_all_record_their_data(server: str, tmp_path: Path) -> None:
+    """Queued experiments start together and each records the same `train.h5` as its input:
+    the store's look-up-then-insert of the dataset row races, and every run must still get it."""
+    client = MlflowClient(tracking_uri=server)
+    for round_ in range(3):  # a race: several tries make losing it near certain without a fix
+        experiment_id = client.create_experiment(f"together-{round_}-{secrets.token_hex(4)}")
+        run_ids = [client.create_run(experiment_id).info.run_id for _ in range(8)]
+        digest = secrets.token_hex(16)
+        start = threading.Barrier(len(run_ids))
+
+        def record(run_id: str, digest: str = digest, start: threading.Barrier = start) -> None:
+            start.wait()
+            log_dataset(client, run_id, "train", tmp_path / "train.h5", digest)
+
+        with ThreadPoolExecutor(len(run_ids)) as pool:
+            list(pool.map(record, run_ids))  # re-raises the first failure
+        for run_id in run_ids:
+            inputs = client.get_run(run_id).inputs.dataset_inputs
+            assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("train", digest)]

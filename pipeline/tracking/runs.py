@@ -34,13 +34,34 @@ from pipeline.train_log import read_rows
 log = logging.getLogger("pipeline.tracking")
 
 _BATCH = 100  # MLflow's limit of params or tags per log_batch request
+_DATASET_ATTEMPTS = 4
 
 
-def _log_dataset(client: MlflowClient, run_id: str, name: str, path: Path, md5: str) -> None:
+def log_dataset(client: MlflowClient, run_id: str, name: str, path: Path, md5: str) -> None:
+    """Record ``path`` (digest ``md5``) as the run's training data.
+
+    MLflow's SQL store looks a dataset up and inserts it when missing in two steps, so queued
+    experiments that start together on one server race to insert the same (experiment, name,
+    digest) row and all but one get a unique-constraint error. The row the winner made is then
+    there: the attempt is repeated, and finds it.
+    """
     source = json.dumps({"uri": str(path)})
     dataset = Dataset(name=name, digest=md5, source_type="local", source=source)
     context = InputTag(key="mlflow.data.context", value="training")
-    client.log_inputs(run_id, [DatasetInput(dataset=dataset, tags=[context])])
+    for attempt in range(_DATASET_ATTEMPTS):
+        try:
+            client.log_inputs(run_id, [DatasetInput(dataset=dataset, tags=[context])])
+            return
+        except MlflowException as e:
+            if attempt + 1 == _DATASET_ATTEMPTS or not _is_unique_violation(e):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _is_unique_violation(e: MlflowException) -> bool:
+    # PostgreSQL, SQLite and MySQL word it differently; SQLAlchemy passes their text through.
+    text = str(e).lower()
+    return "unique constraint" in text or "duplicate entry" in text
 
 
 @dataclass
@@ -142,7 +163,7 @@ def _open_run(
     params = [Param(k, v) for k, v in flatten(params_raw).items()]
     for i in range(0, len(params), _BATCH):
         client.log_batch(run_id, params=params[i : i + _BATCH])
-    _log_dataset(client, run_id, "train", identity.train_h5, identity.data_md5)
+    log_dataset(client, run_id, "train", identity.train_h5, identity.data_md5)
     atomic_write_json(state_file, {"tracking_uri": uri, "run_id": run_id, "training_key": key})
     log.info("MLflow: run %s (%s) at %s; UI: %s", run.info.run_name, run_id, uri, ui_hint(exp_id))
     return TrainingRun(client, run_id)
