@@ -3,7 +3,6 @@ without torch."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
-from e2e import BIN
+from e2e import BIN, run
 
 from pipeline.config import EvalConfig
 from pipeline.evaluate import evaluate
@@ -27,7 +26,7 @@ from pipeline.model.io import load_model, save_model
 from pipeline.onnx_export import OPSET
 
 if TYPE_CHECKING:
-    from conftest import TinyProject
+    from conftest import MlflowServer, TinyProject
 
 HW = (48, 64)
 
@@ -61,15 +60,28 @@ def _test_split(path: Path, n: int = 6, hw: tuple[int, int] = HW) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(module_tmp: Callable[[str], Path]) -> tuple[Path, Path]:
-    root = module_tmp("onnx")
-    model = _tiny_model(root / "fcrn.pt")
-    cmd = [str(BIN / "fcrn-export"), str(model), "--onnx", str(root / "fcrn.onnx")]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return model, root / "fcrn.onnx"
+def exported(
+    tiny_project: Callable[[str], TinyProject], mlflow_server: MlflowServer
+) -> tuple[Path, Path]:
+    """(model file, its ONNX export): the tiny model registered by the `register` stage with
+    `mlflow.onnx: true`, and the export its version carries, fetched by `fcrn-export
+    models:/...@champion`. One export (~20-40 s on 2 cores) serves every test of the module."""
+    project = tiny_project("onnx")
+    params = yaml.safe_load((project.root / "params.yaml").read_text())
+    params["mlflow"]["onnx"] = True
+    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _tiny_model(project.model)
+    project.params_raw = params
+    dest = project.root / "registered.onnx"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+        assert project.register()["decision"] == "champion"
+        uri = f"models:/{project.model_name}@champion"
+        run([str(BIN / "fcrn-export"), uri, "--onnx", str(dest)], project.root)
+    return project.model, dest
 
 
-@pytest.mark.slow  # the `exported` fixture runs fcrn-export (~40 s)
+@pytest.mark.slow  # the `exported` fixture registers and exports (~1 min)
 def test_export_is_opset_18_with_dynamic_batch_and_size_and_the_frame_size(
     exported: tuple[Path, Path],
 ) -> None:
@@ -102,7 +114,7 @@ def _assert_parity(max_diff: float, metrics: list[dict]) -> None:
     assert rounded[0] == rounded[1]
 
 
-@pytest.mark.slow  # the `exported` fixture runs fcrn-export (~40 s)
+@pytest.mark.slow  # the `exported` fixture registers and exports (~1 min)
 def test_onnxruntime_equals_pytorch_fp32_and_the_laina_metrics(
     exported: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -124,7 +136,7 @@ def test_parity_at_the_default_frame_size(tmp_path: Path) -> None:
     _assert_parity(*parity(model, tmp_path / "fcrn.onnx", test_h5))
 
 
-@pytest.mark.slow  # the `exported` fixture runs fcrn-export (~40 s)
+@pytest.mark.slow  # the `exported` fixture registers and exports (~1 min)
 def test_fcrn_predict_runs_onnx_without_torch(exported: tuple[Path, Path], tmp_path: Path) -> None:
     from PIL import Image
 
@@ -157,23 +169,10 @@ def test_export_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "x.onnx").exists()
 
 
-@pytest.mark.slow
-def test_a_registered_version_carries_its_onnx_export(
-    tiny_project: Callable[[str], TinyProject], mlflow_env: dict[str, str], tmp_path: Path
-) -> None:
-    project = tiny_project("onnx")
-    params = yaml.safe_load((project.root / "params.yaml").read_text())
-    params["mlflow"]["onnx"] = True
-    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _tiny_model(project.model)
-    project.params_raw = params
-    assert project.register()["decision"] == "champion"
-    dest = tmp_path / "registered.onnx"
-    uri = f"models:/{project.model_name}@champion"
-    cmd = [str(BIN / "fcrn-export"), uri, "--onnx", str(dest)]
-    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, **mlflow_env})
-    session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+@pytest.mark.slow  # the `exported` fixture registers and exports (~1 min)
+def test_a_registered_version_carries_its_onnx_export(exported: tuple[Path, Path]) -> None:
+    session = ort.InferenceSession(str(exported[1]), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(3).random((2, 3, *HW), np.float32)
     with torch.no_grad():
-        expected = load_model(project.model)(torch.from_numpy(x)).numpy()
+        expected = load_model(exported[0])(torch.from_numpy(x)).numpy()
     assert np.abs(session.run(None, {"rgb": x})[0] - expected).max() <= 1e-4
