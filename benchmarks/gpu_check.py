@@ -87,24 +87,24 @@ def _twin(n: int, hw: tuple[int, int], seed: int) -> tuple[torch.Tensor, torch.T
 class Trainer:
     """One model, optimizer and compiled-or-not step for a (batch, compile, precision)."""
 
-    def __init__(self, device: torch.device, batch: int, compiled: str, bf16: bool,
+    def __init__(self, device: torch.device, batch: int, compile_mode: str, bf16: bool,
                  hw: tuple[int, int]) -> None:  # fmt: skip
         torch.manual_seed(0)
         fmt = torch.channels_last if bf16 else torch.contiguous_format
         self.model = FCRN(out_bias=3.0).to(device, memory_format=fmt).train()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
         self.device, self.bf16, self.hw, self.fmt = device, bf16, hw, fmt
-        self.forward = self.model if compiled == "off" else torch.compile(self.model, mode=compiled)
+        off = compile_mode == "off"
+        self.forward = self.model if off else torch.compile(self.model, mode=compile_mode)
         self.rgb, self.depth = (t.to(device) for t in _twin(max(batch, 64), hw, 0))
-        self.batch, self.compiled = batch, compiled
+        self.batch, self.compile_mode = batch, compile_mode
 
     def step(self, i: int) -> torch.Tensor:
-        if self.compiled == "reduce-overhead":  # a new iteration: last step's graph outputs go
+        if self.compile_mode == "reduce-overhead":  # a new iteration: last step's graph outputs go
             torch.compiler.cudagraph_mark_step_begin()
         # Indices made on the device: a CPU index tensor would be copied in with a host sync.
-        rows = torch.arange(i * self.batch, (i + 1) * self.batch, device=self.device) % len(
-            self.rgb
-        )
+        first = i * self.batch
+        rows = torch.arange(first, first + self.batch, device=self.device) % len(self.rgb)
         x = self.rgb[rows].contiguous(memory_format=self.fmt)
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             out = self.forward(x)
@@ -142,13 +142,13 @@ def _train_matrix(args: argparse.Namespace, device: torch.device, deadline: floa
     flops, peak = _step_flops(args.hw), _peak(device)
     runs = []
     for batch in args.batches:
-        for compiled in args.compile:
+        for mode in args.compile:
             for precision in args.precisions:
-                run = {"batch": batch, "compile": compiled, "precision": precision}
+                run = {"batch": batch, "compile": mode, "precision": precision}
                 if time.monotonic() + args.part_s > deadline:
                     runs.append(run | {"skipped": "over the time budget"})
                     continue
-                trainer = Trainer(device, batch, compiled, precision == "bf16", args.hw)
+                trainer = Trainer(device, batch, mode, precision == "bf16", args.hw)
                 rate, syncs = _time_steps(trainer, args.steps)
                 mfu = rate * flops / (peak * 1e12) if peak else None
                 runs.append(run | {"images_per_s": round(rate, 2), "syncs_per_step": syncs,
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         "--precisions", nargs="+", default=["bf16", "fp32"], choices=["bf16", "fp32"]
     )
     parser.add_argument("--train-s", type=float, default=120.0, help="the short training")
-    args = parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
     if args.smoke:
         args.hw, args.photo_hw, args.batches, args.compile = (64, 80), (96, 128), [2], ["off"]
         args.precisions, args.steps, args.part_s, args.train_s = ["fp32"], 2, 5.0, 3.0

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
-from e2e import BIN, run
+from e2e import BIN, run, set_params
 
 from pipeline.config import EvalConfig
 from pipeline.evaluate import evaluate
@@ -67,11 +67,9 @@ def exported(
     `mlflow.onnx: true`, and the export its version carries, fetched by `fcrn-export
     models:/...@champion`. One export (~20-40 s on 2 cores) serves every test of the module."""
     project = tiny_project("onnx")
-    params = yaml.safe_load((project.root / "params.yaml").read_text())
-    params["mlflow"]["onnx"] = True
-    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(project.root / "params.yaml", {"mlflow.onnx": True})
+    project.params_raw = yaml.safe_load((project.root / "params.yaml").read_text())
     _tiny_model(project.model)
-    project.params_raw = params
     dest = project.root / "registered.onnx"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
