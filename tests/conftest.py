@@ -21,6 +21,7 @@ import torch
 import yaml
 from e2e import (
     REPO,
+    SERVER_ENV,
     TINY,
     free_port,
     free_port_pair,
@@ -135,7 +136,7 @@ class MlflowServer:
             self._proc = subprocess.Popen(
                 cmd,
                 cwd=self.root,
-                env={**os.environ, **MLFLOW_ENV},
+                env={**os.environ, **SERVER_ENV},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: `stop` ends its children too

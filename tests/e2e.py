@@ -62,6 +62,14 @@ def write_h5(path: Path, attrs: dict[str, object] | None = None, **arrays: np.nd
     return path
 
 
+# `mlflow server` as the team stack runs it: no telemetry, and none of MLflow's server-side jobs
+# (GenAI scorers), whose runner and consumer per job type would each load MLflow again.
+SERVER_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
+
 PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
 
 # A configuration that runs every stage in seconds: 8 rooms, 32x40 crops, 2 short epochs.

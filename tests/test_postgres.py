@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy
-from e2e import free_port
+from e2e import SERVER_ENV, free_port
 from mlflow import MlflowClient
 from sqlalchemy import text
 
@@ -68,7 +68,7 @@ def server(postgres_uri: str, module_tmp: Callable[[str], Path]) -> Iterator[str
         "--allowed-hosts", f"{PUBLIC_HOST},127.0.0.1:{port}",
         "--cors-allowed-origins", ALLOWED_ORIGIN,
     ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    env = {**os.environ, **SERVER_ENV}
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
