@@ -84,15 +84,13 @@ def test_two_dvc_experiments_show_as_two_runs_in_the_mlflow_ui(
     page = ui_url(mlflow_server.url, exp_id)
     assert page == f"{mlflow_server.url}/#/experiments/{exp_id}?workflowType=machine_learning"
     window = "--window-size=1600,1000"  # the runs table renders only the columns in view
-    dom = _browse(page, tmp_path / "profile", window, "--dump-dom").stdout
+    shot = tmp_path / "mlflow-runs.png"  # one browser run: the DOM and a picture of the page
+    dom = _browse(page, tmp_path / "profile", window, "--dump-dom", f"--screenshot={shot}").stdout
     for name in EXPERIMENTS:
         assert name in dom, f"{name} not in the rendered experiment page"
     assert "train.py" in dom  # the Source column
     for genai in ("Token Usage", "Tokens per Trace", "Latency"):  # the GenAI overview's panels
         assert genai not in dom, f"the GenAI overview rendered ({genai!r})"
-
-    shot = tmp_path / "mlflow-runs.png"
-    _browse(page, tmp_path / "profile", window, f"--screenshot={shot}")
     assert shot.stat().st_size > 10_000
     if os.environ.get("FCRN_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)

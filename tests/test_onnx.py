@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
-from e2e import BIN, run, set_params
+from e2e import BIN, REPO, run, set_params
 
 from pipeline.config import EvalConfig
 from pipeline.evaluate import evaluate
@@ -29,9 +29,12 @@ if TYPE_CHECKING:
     from conftest import MlflowServer, TinyProject
 
 HW = (48, 64)
+# params.yaml's sizes: the registered model's frames and the crops its evaluation sees.
+_PREPROCESS = yaml.safe_load((REPO / "params.yaml").read_text())["data"]["preprocess"]
+FRAME_HW, CROP_HW = tuple(_PREPROCESS["resize_hw"]), tuple(_PREPROCESS["crop_hw"])
 
 
-def _tiny_model(path: Path, hw: tuple[int, int] = HW) -> Path:
+def _tiny_model(path: Path, hw: tuple[int, int]) -> Path:
     """A random FCRN whose depths are indoor-sized (~1-5 m): the head scaled down, as training
     leaves it (a random ResNet's raw outputs run to tens of metres)."""
     torch.manual_seed(0)
@@ -63,13 +66,15 @@ def _test_split(path: Path, n: int = 6, hw: tuple[int, int] = HW) -> Path:
 def exported(
     tiny_project: Callable[[str], TinyProject], mlflow_server: MlflowServer
 ) -> tuple[Path, Path]:
-    """(model file, its ONNX export): the tiny model registered by the `register` stage with
-    `mlflow.onnx: true`, and the export its version carries, fetched by `fcrn-export
-    models:/...@champion`. One export (~20-40 s on 2 cores) serves every test of the module."""
+    """(model file, its ONNX export): a random model at params.yaml's frame size registered by
+    the `register` stage with `mlflow.onnx: true`, and the export its version carries, fetched
+    by `fcrn-export models:/...@champion`. One export (~20-40 s on 2 cores) serves every test of
+    the module."""
     project = tiny_project("onnx")
-    set_params(project.root / "params.yaml", {"mlflow.onnx": True})
+    sizes = {"data.preprocess.resize_hw": list(FRAME_HW), "data.preprocess.crop_hw": list(CROP_HW)}
+    set_params(project.root / "params.yaml", {"mlflow.onnx": True, **sizes})
     project.params_raw = yaml.safe_load((project.root / "params.yaml").read_text())
-    _tiny_model(project.model)
+    _tiny_model(project.model, FRAME_HW)
     dest = project.root / "registered.onnx"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
@@ -86,7 +91,7 @@ def test_export_is_opset_18_with_dynamic_batch_and_size_and_the_frame_size(
     proto = onnx.load(str(exported[1]))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= OPSET >= 17
     meta = {p.key: p.value for p in proto.metadata_props}
-    assert meta["input_hw"] == "48,64" and meta["dynamic_hw"] == "true"
+    assert meta["input_hw"] == ",".join(map(str, FRAME_HW)) and meta["dynamic_hw"] == "true"
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert isinstance(dims[0], str) and dims[1] == 3 and all(isinstance(d, str) for d in dims[2:])
 
@@ -122,16 +127,10 @@ def test_onnxruntime_equals_pytorch_fp32_and_the_laina_metrics(
     assert other[0].shape[:2] == (3, 1)  # another batch and frame size: dynamic
 
 
-@pytest.mark.slow
-def test_parity_at_the_default_frame_size(tmp_path: Path) -> None:
+@pytest.mark.slow  # the `exported` fixture registers and exports (~1 min)
+def test_parity_at_the_default_frame_size(exported: tuple[Path, Path], tmp_path: Path) -> None:
     """params.yaml's sizes: 96x128 crops of 102x136 frames (the export's example size)."""
-    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
-    crop = tuple(params["data"]["preprocess"]["crop_hw"])
-    model = _tiny_model(tmp_path / "fcrn.pt", tuple(params["data"]["preprocess"]["resize_hw"]))
-    cmd = [str(BIN / "fcrn-export"), str(model), "--onnx", str(tmp_path / "fcrn.onnx")]
-    subprocess.run(cmd, check=True, capture_output=True)
-    test_h5 = _test_split(tmp_path / "test.h5", hw=crop)
-    _assert_parity(*parity(model, tmp_path / "fcrn.onnx", test_h5))
+    _assert_parity(*parity(*exported, _test_split(tmp_path / "test.h5", hw=CROP_HW)))
 
 
 @pytest.mark.slow  # the `exported` fixture registers and exports (~1 min)
@@ -141,7 +140,8 @@ def test_fcrn_predict_runs_onnx_without_torch(exported: tuple[Path, Path], tmp_p
     folder = tmp_path / "photos"
     folder.mkdir()
     rng = np.random.default_rng(2)
-    for i, (h, w) in enumerate([(50, 70), (61, 83), (48, 64)]):
+    h0, w0 = FRAME_HW  # photos at least the model's frame size: its depth is upsampled to them
+    for i, (h, w) in enumerate([(h0 + 2, w0 + 6), (h0 + 13, w0 + 19), (h0, w0)]):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(folder / f"p{i}.png")
     code = (
         "import sys\n"

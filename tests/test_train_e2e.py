@@ -63,7 +63,7 @@ def test_repro_trains_evaluates_and_reproduces_bit_for_bit(project: Path) -> Non
     assert "Running stage 'train'" not in again and "Running stage 'evaluate'" not in again
     assert "already holds this model" in again  # register always asks the store (README)
 
-    run(["dvc", "repro", "--force", "train"], project)
+    run(["dvc", "repro", "--single-item", "--force", "train"], project)  # not the data stages too
     run(["dvc", "repro"], project)
     assert model_and_metrics(project) == first
     assert not list((project / "checkpoints").glob("train-*")), "a finished run leaves none"
@@ -82,7 +82,8 @@ def test_run_killed_mid_training_resumes_to_the_same_weights(project: Path) -> N
     expected = md5sum(project / "models/fcrn.pt")
     ckpts = project / "checkpoints"
     with edited_params(project):
-        kill_after_first_checkpoint(["dvc", "repro", "--force", "train"], project, ckpts)
+        train = ["dvc", "repro", "--single-item", "--force", "train"]
+        kill_after_first_checkpoint(train, project, ckpts)
         assert list(ckpts.glob("train-*.pt")), "the epoch checkpoint survives the kill"
         resumed = run(["dvc", "repro", "train"], project)
     assert "resuming from" in resumed.stdout + resumed.stderr
