@@ -86,14 +86,25 @@ def _load_pyfunc(uri: str, dst_dir: str) -> tuple[object, tuple[int, int] | None
 
 
 def _resize(depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a float32 map; PIL's filter equals torch's half-pixel bilinear up to
-    float rounding when upsampling (its support widens only when shrinking)."""
-    from PIL import Image  # here: the PyTorch path runs where Pillow is not installed
-
+    """Bilinear resize of a float32 map as the PyTorch backends compute it (`F.interpolate`,
+    ``align_corners=False``: half-pixel centres, no antialiasing), so that both backends give one
+    depth map whether the photo is larger or smaller than the frame. (PIL's bilinear widens its
+    support when shrinking: on photos smaller than the frame it differed by metres.)"""
     if depth.shape == tuple(hw):
         return depth
-    resized = Image.fromarray(depth, mode="F").resize(hw[::-1], Image.Resampling.BILINEAR)
-    return np.asarray(resized, np.float32)
+    (top, bottom), dy = _taps(depth.shape[0], hw[0])
+    (left, right), dx = _taps(depth.shape[1], hw[1])
+    cols = depth[:, left] * (1 - dx) + depth[:, right] * dx
+    return cols[top] * (1 - dy)[:, None] + cols[bottom] * dy[:, None]
+
+
+def _taps(size_in: int, size_out: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Along one axis: the two source indices of each output position and the second one's
+    weight; the source position is (i + 0.5) * in / out - 0.5, clamped at 0, as torch's."""
+    scale = np.float32(size_in / size_out)
+    src = np.maximum((np.arange(size_out, dtype=np.float32) + 0.5) * scale - 0.5, 0)
+    low = np.minimum(src.astype(np.int64), size_in - 1)
+    return (low, np.minimum(low + 1, size_in - 1)), (src - low).astype(np.float32)
 
 
 class OnnxPredictor:

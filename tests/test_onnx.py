@@ -140,8 +140,9 @@ def test_fcrn_predict_runs_onnx_without_torch(exported: tuple[Path, Path], tmp_p
     folder = tmp_path / "photos"
     folder.mkdir()
     rng = np.random.default_rng(2)
-    h0, w0 = FRAME_HW  # photos at least the model's frame size: its depth is upsampled to them
-    for i, (h, w) in enumerate([(h0 + 2, w0 + 6), (h0 + 13, w0 + 19), (h0, w0)]):
+    h0, w0 = FRAME_HW  # photos larger than the model's frames, as large, and smaller
+    sizes = [(h0 + 2, w0 + 6), (h0 + 13, w0 + 19), (h0, w0), (h0 // 2 + 1, w0 // 2 + 3)]
+    for i, (h, w) in enumerate(sizes):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(folder / f"p{i}.png")
     code = (
         "import sys\n"
@@ -154,7 +155,7 @@ def test_fcrn_predict_runs_onnx_without_torch(exported: tuple[Path, Path], tmp_p
     subprocess.run([*cmd, str(folder)], check=True, capture_output=True, text=True)
     argv = ["--model", str(exported[0]), "--out", str(torch_out), str(folder)]
     subprocess.run([str(BIN / "fcrn-predict"), *argv], check=True, capture_output=True)
-    for i in range(3):
+    for i in range(len(sizes)):
         a, b = (np.asarray(Image.open(d / f"p{i}.png")).astype(int) for d in (onnx_out, torch_out))
         assert np.abs(a - b).max() <= 1  # millimetres: float rounding of two resize filters
 

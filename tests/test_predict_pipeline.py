@@ -16,6 +16,7 @@ from test_predict import _predict
 from pipeline.inference import predict_depth, to_input
 from pipeline.model.fcrn import FCRN
 from pipeline.model.io import load_model, save_model
+from pipeline.predictors import _resize
 
 HW = (48, 64)
 SIZES = [(50, 70), (61, 83), (40, 40), (96, 128), (33, 57), (48, 64), (75, 61)]  # (H, W)
@@ -97,3 +98,15 @@ def test_an_unreadable_image_mid_folder_is_one_line_and_the_rest_are_written(
     written = sorted(p.name for p in out.iterdir())
     expected = sorted(f"p{i}{s}.png" for i in range(7) if i != 3 for s in ("", "_color"))
     assert written == expected  # and no temporary files
+
+
+@pytest.mark.parametrize("hw", [(102, 136), (30, 40), (20, 150)])  # larger, smaller, mixed
+def test_the_onnx_paths_resize_is_torchs_bilinear(hw: tuple[int, int]) -> None:
+    """The ONNX backend resizes depth without torch: as `F.interpolate` does, also when
+    shrinking (where PIL's bilinear, which it used before, differed by metres)."""
+    depth = np.random.default_rng(0).uniform(0.5, 5.0, (51, 68)).astype(np.float32)
+    small = torch.from_numpy(depth)[None, None]
+    expected = F.interpolate(small, size=hw, mode="bilinear", align_corners=False)[0, 0].numpy()
+    resized = _resize(depth, hw)
+    assert resized.dtype == np.float32 and resized.shape == hw
+    assert np.abs(resized - expected).max() < 1e-4  # metres
