@@ -20,6 +20,7 @@ import requests
 import torch
 import yaml
 from e2e import (
+    MLFLOW_ENV,
     REPO,
     SERVER_ENV,
     TINY,
@@ -27,6 +28,7 @@ from e2e import (
     free_port_pair,
     make_project,
     run,
+    set_params,
     stage_argv,
     stop_process_group,
 )
@@ -111,8 +113,6 @@ def postgres_uri() -> Iterator[str]:
 
 
 # --- MLflow: a real tracking server for the tracking, registry, predict and UI tests ------------
-
-MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
 class MlflowServer:
@@ -242,9 +242,10 @@ METRIC_KEYS = ("rel", "rms", "rms_log", "log10", "delta1", "delta2", "delta3")
 class TinyProject:
     """A project folder with what `train` and `evaluate` leave for `register`: a model file
     (random weights), metrics.json written by hand, reports, a training log and (stand-in) data,
-    under git, with its own MLflow experiment and registered model names."""
+    under git, with its own MLflow experiment and registered model names; ``changes`` (dotted
+    keys) are set in its params.yaml on top."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, changes: dict[str, object] | None = None) -> None:
         self.root = root
         token = secrets.token_hex(4)
         self.experiment, self.model_name = f"test-{name}-{token}", f"fcrn-{name}-{token}"
@@ -255,7 +256,8 @@ class TinyProject:
         params["data"]["preprocess"]["crop_hw"] = [48, 64]
         params["model"]["encoder"] = "resnet18"  # the model `write_model` writes
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        self.params_raw = params
+        set_params(root / "params.yaml", changes or {})
+        self.params_raw = yaml.safe_load((root / "params.yaml").read_text())
         self.train_h5 = root / "data/processed/train.h5"
         self.test_h5 = root / "data/processed/test.h5"
         self.model = root / "models/fcrn.pt"
@@ -318,11 +320,11 @@ class TinyProject:
 
 
 @pytest.fixture(scope="module")
-def tiny_project(module_tmp: Callable[[str], Path]) -> Callable[[str], TinyProject]:
+def tiny_project(module_tmp: Callable[[str], Path]) -> Callable[..., TinyProject]:
     """Make `TinyProject`s (a new folder each, deleted with the module's)."""
 
-    def make(name: str) -> TinyProject:
-        return TinyProject(module_tmp(name), name)
+    def make(name: str, changes: dict[str, object] | None = None) -> TinyProject:
+        return TinyProject(module_tmp(name), name, changes)
 
     return make
 

@@ -62,13 +62,10 @@ def write_h5(path: Path, attrs: dict[str, object] | None = None, **arrays: np.nd
     return path
 
 
-# `mlflow server` as the team stack runs it: no telemetry, and none of MLflow's server-side jobs
-# (GenAI scorers), whose runner and consumer per job type would each load MLflow again.
-SERVER_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-}
+MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}  # no telemetry
+# `mlflow server` as the team stack runs it: none of MLflow's server-side jobs (GenAI scorers),
+# whose runner and consumer per job type would each load MLflow again.
+SERVER_ENV = {**MLFLOW_ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
 
@@ -103,7 +100,7 @@ def env() -> dict[str, str]:
     """The environment `make` gives stages: this interpreter's bin first, no telemetry."""
     e = dict(os.environ)
     e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"
-    e.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    e.update(DVC_NO_ANALYTICS="1", **MLFLOW_ENV)
     return e
 
 

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
-from e2e import BIN, REPO, run, set_params
+from e2e import BIN, REPO, run
 
 from pipeline.config import EvalConfig
 from pipeline.evaluate import evaluate
@@ -64,16 +64,14 @@ def _test_split(path: Path, n: int = 6, hw: tuple[int, int] = HW) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(
-    tiny_project: Callable[[str], TinyProject], mlflow_server: MlflowServer
+    tiny_project: Callable[..., TinyProject], mlflow_server: MlflowServer
 ) -> tuple[Path, Path]:
     """(model file, its ONNX export): a random model at params.yaml's frame size registered by
     the `register` stage with `mlflow.onnx: true`, and the export its version carries, fetched
     by `fcrn-export models:/...@champion`. One export (~20-40 s on 2 cores) serves every test of
     the module."""
-    project = tiny_project("onnx")
     sizes = {"data.preprocess.resize_hw": list(FRAME_HW), "data.preprocess.crop_hw": list(CROP_HW)}
-    set_params(project.root / "params.yaml", {"mlflow.onnx": True, **sizes})
-    project.params_raw = yaml.safe_load((project.root / "params.yaml").read_text())
+    project = tiny_project("onnx", {"mlflow.onnx": True, **sizes})
     _tiny_model(project.model, FRAME_HW)
     dest = project.root / "registered.onnx"
     with pytest.MonkeyPatch.context() as mp:
