@@ -160,13 +160,17 @@ def make_project(root: Path, changes: dict[str, object]) -> Path:
     return root
 
 
-def copy_project(src: Path, dest: Path) -> Path:
+def copy_project(src: Path, dest: Path, changes: dict[str, object] | None = None) -> Path:
     """An independent copy of a reproduced project (git, DVC cache and outputs) without its
     MLflow store: the store records absolute artifact paths into ``src``. The copy's next
-    `dvc repro` registers the model in a store of its own."""
+    `dvc repro` registers the model in a store of its own. ``changes`` (dotted keys) are set in
+    its params.yaml and committed: a project that starts with the data stages done."""
     skip = shutil.ignore_patterns("mlflow.db*", "mlruns")
     shutil.copytree(src, dest, symlinks=True, ignore=skip)
     shutil.rmtree(dest / ".dvc/tmp", ignore_errors=True)  # DVC's locks and state of ``src``
+    if changes:
+        set_params(dest / "params.yaml", changes)
+        run(["git", "commit", "-qam", "params"], dest)
     return dest
 
 

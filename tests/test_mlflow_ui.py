@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from e2e import REPO, TINY, make_project, run
+from e2e import REPO, copy_project, run
 from mlflow import MlflowClient
 
 from pipeline.tracking import ui_url
@@ -55,11 +55,11 @@ def _browse(url: str, profile: Path, *options: str) -> subprocess.CompletedProce
 
 
 def test_two_dvc_experiments_show_as_two_runs_in_the_mlflow_ui(
-    mlflow_server: MlflowServer, mlflow_env: dict[str, str], tmp_path: Path
+    reproduced: Path, mlflow_server: MlflowServer, mlflow_env: dict[str, str], tmp_path: Path
 ) -> None:
     experiment = f"test-ui-{secrets.token_hex(4)}"
     names = {"mlflow.experiment": experiment, "mlflow.registered_model": f"fcrn-{experiment}"}
-    root = make_project(tmp_path / "project", {**TINY, **names})
+    root = copy_project(reproduced, tmp_path / "project", names)  # the data stages done
     for name, lr in EXPERIMENTS.items():
         run(["dvc", "exp", "run", "-n", name, "-S", f"train.lr={lr}", "train"], root)
 

@@ -106,9 +106,11 @@ def test_tracking_server_restarted_during_training(team_stack: Stack, tmp_path: 
 
 
 @pytest.mark.timeout(2400)  # four trainings and registrations at once on 2 cores
-def test_four_queued_experiments_against_the_server(team_stack: Stack, tmp_path: Path) -> None:
-    lrs = {"q1": 0.0003, "q2": 0.001, "q3": 0.003, "q4": 0.0001}
-    project = team_project(team_stack, tmp_path / "p", "queue", {})
+def test_four_queued_experiments_against_the_server(
+    team_stack: Stack, reproduced: Path, tmp_path: Path
+) -> None:
+    lrs = {"q1": 0.0002, "q2": 0.001, "q3": 0.003, "q4": 0.0001}  # none the default: all train
+    project = team_project(team_stack, tmp_path / "p", "queue", {}, base=reproduced)
     with account(team_stack, "ci"):
         run(["dvc", "repro", "validate"], project)
         run(["git", "add", "-A"], project)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 import yaml
-from e2e import REPO, TINY, make_project, mlflow_serving, run
+from e2e import REPO, TINY, copy_project, make_project, mlflow_serving, run
 from mlflow import MlflowClient
 from PIL import Image
 
@@ -27,6 +27,7 @@ from pipeline.team.stack import Stack
 
 pytestmark = pytest.mark.slow
 LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID")
+LR = {"train.lr": 0.001}  # not the reproduced project's: CI has a model to train
 
 
 @contextmanager
@@ -41,12 +42,18 @@ def account(stack: Stack, name: str | None) -> Iterator[dict[str, str]]:
         yield env
 
 
-def team_project(stack: Stack, root: Path, tag: str, changes: dict[str, object]) -> Path:
+def team_project(
+    stack: Stack, root: Path, tag: str, changes: dict[str, object], base: Path | None = None
+) -> Path:
     """A tiny git + DVC project whose experiment and model the admin made for `ci`, with the
-    stack's S3 bucket (under its own prefix) as the default DVC remote, committed."""
+    stack's S3 bucket (under its own prefix) as the default DVC remote, committed; a copy of the
+    reproduced project ``base`` when given (its data stages done), else made from scratch."""
     names = {"mlflow.experiment": f"team-{tag}", "mlflow.registered_model": f"fcrn-{tag}"}
     provision(stack.mlflow_url, stack.admin_password, *names.values())
-    project = make_project(root, {**TINY, **names, **changes})
+    if base is None:
+        project = make_project(root, {**TINY, **names, **changes})
+    else:
+        project = copy_project(base, root, {**names, **changes})
     (project / ".ci").mkdir()
     shutil.copy2(REPO / ".ci/retrain", project / ".ci/retrain")
     run(["dvc", "remote", "add", "-d", "team", f"s3://dvc/{tag}"], project)
@@ -66,11 +73,14 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def retrained(team_stack: Stack, module_tmp: Callable[[str], Path]) -> dict[str, object]:
-    """CI's job on a push to main: `.ci/retrain` as the `ci` account; dvc.lock then committed
-    (what the team's merge does) so that a teammate's clone can pull the model."""
+def retrained(
+    team_stack: Stack, reproduced: Path, module_tmp: Callable[[str], Path]
+) -> dict[str, object]:
+    """CI's job on a push to main that changes a training param: `.ci/retrain` as the `ci`
+    account; dvc.lock then committed (what the team's merge does) so that a teammate's clone can
+    pull the model."""
     root = module_tmp("team")
-    runner = team_project(team_stack, root / "runner", "roundtrip", {})
+    runner = team_project(team_stack, root / "runner", "roundtrip", LR, base=reproduced)
     branch = run(["git", "symbolic-ref", "--short", "HEAD"], runner).stdout.strip()
     ci_env = {
         "GITHUB_EVENT_NAME": "push",

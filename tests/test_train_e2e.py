@@ -69,16 +69,8 @@ def test_repro_trains_evaluates_and_reproduces_bit_for_bit(project: Path) -> Non
     assert not list((project / "checkpoints").glob("train-*")), "a finished run leaves none"
 
 
-def test_exp_run_with_other_lr_shows_both(project: Path) -> None:
-    with edited_params(project):
-        run(["dvc", "exp", "run", "-n", "lr-high", "-S", "train.lr=0.001"], project)
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
-    text = json.dumps(shown)
-    assert "lr-high" in text and "0.001" in text
-
-
 def test_run_killed_mid_training_resumes_to_the_same_weights(project: Path) -> None:
-    run(["dvc", "repro"], project)
+    run(["dvc", "repro", "train"], project)
     expected = md5sum(project / "models/fcrn.pt")
     ckpts = project / "checkpoints"
     with edited_params(project):
@@ -93,7 +85,7 @@ def test_run_killed_mid_training_resumes_to_the_same_weights(project: Path) -> N
 
 
 def test_nan_in_training_data_stops_training_with_a_named_error(project: Path) -> None:
-    run(["dvc", "repro"], project)
+    run(["dvc", "repro", "train"], project)
     train_h5 = project / "data/processed/train.h5"
     pristine = train_h5.read_bytes()
     try:
@@ -115,7 +107,7 @@ def test_nan_in_training_data_stops_training_with_a_named_error(project: Path) -
 
 def test_two_process_ddp_run_on_cpu_resumes_after_a_kill(project: Path) -> None:
     """gloo DDP with 2 CPU processes: one checkpoint (rank 0), equal replicas, resume works."""
-    run(["dvc", "repro"], project)
+    run(["dvc", "repro", "train"], project)
     args = ["python", "stages/train.py", "data/processed/train.h5", "ddp/fcrn.pt"]
     args += ["ddp/train_log.csv", "ddp/speed.json", "ddp/checkpoints"]
     ckpts = project / "ddp/checkpoints"
@@ -164,7 +156,7 @@ def test_an_edit_reruns_only_the_stages_that_import_it(
     project: Path, module: str, expected: set[str]
 ) -> None:
     """dvc.yaml's code deps are the imports: precise both ways (real `dvc status`)."""
-    run(["dvc", "repro"], project)
+    run(["dvc", "repro", "evaluate"], project)  # all but register, which always runs
     path = project / module
     original = path.read_text()
     try:
@@ -207,3 +199,13 @@ def test_portable_mode_gives_the_committed_bytes_on_this_cpu(project: Path) -> N
     if "avx512f" in flags:
         native = _train_directly(project, "native", {**R50, "train.precision": "fp32"})
         assert native["model_md5"] != portable["model_md5"]
+
+
+def test_exp_run_with_other_lr_shows_both(project: Path) -> None:
+    """Last in the module: it leaves the workspace at the experiment's outputs, which the
+    tests before it would first have to retrain back to the default."""
+    with edited_params(project):
+        run(["dvc", "exp", "run", "-n", "lr-high", "-S", "train.lr=0.001"], project)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    text = json.dumps(shown)
+    assert "lr-high" in text and "0.001" in text
