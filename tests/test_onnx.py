@@ -26,7 +26,8 @@ from pipeline.model.io import load_model, save_model
 from pipeline.onnx_export import OPSET
 
 if TYPE_CHECKING:
-    from conftest import MlflowServer, TinyProject
+    from conftest import MlflowServer
+    from tiny_project import TinyProject
 
 HW = (48, 64)
 # params.yaml's sizes: the registered model's frames and the crops its evaluation sees.

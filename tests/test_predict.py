@@ -23,7 +23,8 @@ from pipeline.model.io import load_model
 from pipeline.predict import main
 
 if TYPE_CHECKING:
-    from conftest import MlflowServer, TinyProject
+    from conftest import MlflowServer
+    from tiny_project import TinyProject
 
 SIZES = {"wide.png": (50, 70), "photo.jpg": (61, 83), "grey.png": (40, 40)}  # name: (H, W)
 

@@ -14,7 +14,7 @@ from pipeline.config import MlflowConfig
 from pipeline.tracking import training_run
 
 if TYPE_CHECKING:
-    from conftest import TinyProject
+    from tiny_project import TinyProject
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,8 @@ from pipeline.tracking import (
 )
 
 if TYPE_CHECKING:
-    from conftest import MlflowServer, TinyProject
+    from conftest import MlflowServer
+    from tiny_project import TinyProject
 
 SYSTEM = {"device": "cpu", "precision": "bf16", "torch": "2.14.1", "cpu": "x86_64"}
 EPOCHS = [{"epoch": e, "train_loss": 1.0 / e, "lr": 3e-4, "val_rel": 0.5 / e} for e in (1, 2, 3)]
