@@ -23,6 +23,8 @@ import numpy as np
 import requests
 import yaml
 
+from pipeline.team.stack import MLFLOW_SERVER_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's console scripts (fcrn-*, mlflow, dvc, linters)
 
@@ -63,9 +65,7 @@ def write_h5(path: Path, attrs: dict[str, object] | None = None, **arrays: np.nd
 
 
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}  # no telemetry
-# `mlflow server` as the team stack runs it: none of MLflow's server-side jobs (GenAI scorers),
-# whose runner and consumer per job type would each load MLflow again.
-SERVER_ENV = {**MLFLOW_ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+SERVER_ENV = {**MLFLOW_ENV, **MLFLOW_SERVER_ENV}  # `mlflow server` as the team stack runs it
 
 PROJECT_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
 

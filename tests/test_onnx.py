@@ -156,7 +156,7 @@ def test_fcrn_predict_runs_onnx_without_torch(exported: tuple[Path, Path], tmp_p
     subprocess.run([str(BIN / "fcrn-predict"), *argv], check=True, capture_output=True)
     for i in range(len(sizes)):
         a, b = (np.asarray(Image.open(d / f"p{i}.png")).astype(int) for d in (onnx_out, torch_out))
-        assert np.abs(a - b).max() <= 1  # millimetres: float rounding of two resize filters
+        assert np.abs(a - b).max() <= 1  # millimetres: float rounding, one filter in two libraries
 
 
 def test_export_of_a_missing_file_is_one_line(tmp_path: Path) -> None:

@@ -37,6 +37,13 @@ DEFAULT_PORTS = {
     "weed-admin": 19646,
 }
 BUCKETS = {"dvc": "dvc", "mlflow": "mlflow"}  # the DVC remote's and MLflow's artifacts'
+# `mlflow server` without MLflow's server-side jobs (GenAI scorers, evaluation, prompt
+# optimisation), which the pipeline never uses: each would start a runner and a consumer process
+# per job type that loads MLflow again; and without telemetry.
+MLFLOW_SERVER_ENV = {
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
 ACCOUNTS = ("ci", "reader")  # MLflow users besides the admin; each has an S3 identity too
 S3_ACTIONS = {  # SeaweedFS identities: what each may do on the object store
     "admin": ["Admin", "Read", "Write", "List", "Tagging"],
@@ -165,8 +172,7 @@ class Stack:
             "AWS_ACCESS_KEY_ID": key,
             "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": "us-east-1",
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job-runner processes
-            "MLFLOW_DISABLE_TELEMETRY": "true",
+            **MLFLOW_SERVER_ENV,
         }
         if admin_password:  # only read when the user store is new
             env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
