@@ -43,7 +43,7 @@ def child(mode: str, steps: int) -> dict[str, object]:
     from pipeline.runtime import resolve_precision
 
     params = load_params()
-    kernels = portable.check("portable" if mode == "portable" else "native")
+    kernels = portable.check("portable" if mode == "portable" else "native", torch.device("cpu"))
     autocast, channels_last = resolve_precision(
         MODES[mode] or params.train.precision, torch.device("cpu")
     )

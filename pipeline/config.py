@@ -169,8 +169,9 @@ class TrainConfig(_Section):
     workers: int = Field(ge=0)
     precision: Literal["auto", "fp32", "bf16"]
     deterministic: bool
-    # native: the fastest kernels this CPU has (bits follow the CPU kind) | portable: the same
-    # bytes on any x86-64 CPU with AVX2 (pipeline.portable: fp32, AVX2 kernels, fixed threads)
+    # portable: the same bytes on any x86-64 CPU with AVX2, in training and evaluation
+    # (pipeline.portable: fp32, AVX2 kernels, fixed threads) | native: the fastest kernels this
+    # CPU has (bits follow the CPU kind). A CUDA GPU is used in both (bits follow the GPU).
     reproducible: Literal["native", "portable"]
     nproc: int = Field(ge=1)  # DDP processes on this machine (GPUs, or CPU processes with gloo)
     sync_bn: bool  # SyncBatchNorm across DDP processes

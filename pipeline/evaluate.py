@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pipeline import portable
 from pipeline.config import EvalConfig
 from pipeline.data.augment import to_input
 from pipeline.data.dataset import mean_depth
@@ -65,14 +66,18 @@ def example_rows(num_images: int, num_examples: int) -> list[int]:
     return np.linspace(0, num_images - 1, k).round().astype(int).tolist()
 
 
-def _device() -> tuple[torch.device, torch.dtype | None]:
-    """CUDA with bf16 autocast when present, else fp32 on the CPU (CPU bf16 is often emulated)."""
+def _device(reproducible: portable.Mode) -> tuple[torch.device, torch.dtype | None]:
+    """CUDA with bf16 autocast when present, else fp32 on the CPU (CPU bf16 is often emulated),
+    with the thread count and kernels of training's ``reproducible`` mode (`portable.check`)."""
     if torch.cuda.is_available():
         # Autotuned or nondeterministic kernels would change metrics.json from run to run.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-        return torch.device("cuda"), torch.bfloat16
-    return torch.device("cpu"), None
+        device, dtype = torch.device("cuda"), torch.bfloat16
+    else:
+        device, dtype = torch.device("cpu"), None
+    log.info("bytes follow %s", portable.check(reproducible, device)["bytes_follow"])
+    return device, dtype
 
 
 Network = Callable[[np.ndarray], torch.Tensor]  # (N, h, w, 3) uint8 -> (N, h', w') metres
@@ -133,10 +138,11 @@ def evaluate(
     test_h5: os.PathLike[str] | str,
     train_h5: os.PathLike[str] | str,
     cfg: EvalConfig,
+    reproducible: portable.Mode = "native",
 ) -> Evaluation:
     """The model (a model file, or its ONNX export) and the train-mean baseline under every
-    protocol, plus the examples to plot."""
-    device, autocast_dtype = _device()
+    protocol, plus the examples to plot; ``reproducible`` as training's (`pipeline.portable`)."""
+    device, autocast_dtype = _device(reproducible)
     baseline_depth = mean_depth(train_h5)
     with h5py.File(test_h5, "r") as h5:
         resize_hw, crop_hw = _test_layout(h5, test_h5)

@@ -114,13 +114,13 @@ def launched_by_torchrun() -> bool:
 
 def setup(cfg: TrainConfig) -> Runtime:
     """Pick the device and precision; join the process group when started by torchrun.
-    Portable mode trains on the CPU in fp32 whatever else is there: that is what it promises."""
-    kernels = portable.check(cfg.reproducible)
+    A CUDA GPU is used in both modes (this is a GPU pipeline; its bytes follow the GPU kind);
+    on the CPU, portable mode trains in fp32: that is what makes its bytes portable."""
     rank, world_size, local_rank = 0, 1, 0
     if launched_by_torchrun():
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if torch.cuda.is_available() and cfg.reproducible == "native":
+    if torch.cuda.is_available():
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = not cfg.deterministic
@@ -129,8 +129,10 @@ def setup(cfg: TrainConfig) -> Runtime:
         device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    kernels = portable.check(cfg.reproducible, device)
     seed_everything(cfg.seed, cfg.deterministic)
-    precision = "fp32" if cfg.reproducible == "portable" else cfg.precision
+    portable_cpu = cfg.reproducible == "portable" and device.type == "cpu"
+    precision = "fp32" if portable_cpu else cfg.precision
     autocast_dtype, channels_last = resolve_precision(precision, device)
     return Runtime(device, autocast_dtype, channels_last, rank, world_size, kernels)
 

@@ -2,7 +2,8 @@
 protocols, next to the train-mean baseline.
 
 metrics.json, predictions.png and train_curves.png are published together or not at all, so a
-failed run never leaves new metrics beside the plots of an older model.
+failed run never leaves new metrics beside the plots of an older model. It runs under training's
+`train.reproducible` regime (pipeline.portable), so the whole dvc.lock is portable or none of it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline import portable
 from pipeline.config import load_params
 from pipeline.evaluate import evaluate, metrics_json, summarize
 from pipeline.io import atomic_outputs, remove_stale_temps, writing
@@ -28,10 +30,13 @@ def main(argv: list[str] | None = None) -> None:
     dests = [
         args.reports_dir / name for name in ("metrics.json", "predictions.png", "train_curves.png")
     ]
+    params = load_params()
+    portable.pin(params.train.reproducible)  # before any work: it may restart this process
     remove_stale_temps(*dests)
-    cfg = load_params().eval
     train_log = read_train_log(args.train_log_csv)  # fail before the long part, not after
-    result = evaluate(args.model, args.test_h5, args.train_h5, cfg)
+    result = evaluate(
+        args.model, args.test_h5, args.train_h5, params.eval, params.train.reproducible
+    )
     with atomic_outputs(*dests) as (metrics_tmp, predictions_tmp, curves_tmp):
         with writing(metrics_tmp):
             metrics_tmp.write_text(metrics_json(result.metrics))

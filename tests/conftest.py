@@ -41,6 +41,10 @@ if _workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _threads = max(1, len(os.sched_getaffinity(0)) // int(_workers))
     os.environ.update(OMP_NUM_THREADS=str(_threads), MKL_NUM_THREADS=str(_threads))
     torch.set_num_threads(_threads)
+    # Stages in portable mode (the default) re-execute with pipeline.portable.THREADS threads
+    # whatever the share, since their bytes depend on it: waiting threads then sleep instead of
+    # spinning on the cores of the other workers. The results do not depend on it.
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 # The modules that took longest (each 115-350 s of one worker under `make test`), longest first.

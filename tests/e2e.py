@@ -23,6 +23,7 @@ import numpy as np
 import requests
 import yaml
 
+from pipeline.params_file import set_params
 from pipeline.team.stack import MLFLOW_SERVER_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,18 +111,6 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
         output = f"{result.stdout}\n{result.stderr}"
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{output}")
     return result
-
-
-def set_params(path: Path, changes: dict[str, object]) -> None:
-    """Set dotted keys in a params.yaml."""
-    params = yaml.safe_load(path.read_text())
-    for key, value in changes.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @contextmanager

@@ -25,6 +25,7 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
             "pipeline.download",
             "pipeline.identity",
             "pipeline.metrics",
+            "pipeline.params_file",
             "pipeline.portable",
             "pipeline.runtime",
             "pipeline.stage",
@@ -50,7 +51,7 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 # Modules whose import must not pull in torch (read by tools that never train).
-TORCH_FREE = ("pipeline.train_log", "pipeline.metrics")
+TORCH_FREE = ("pipeline.train_log", "pipeline.metrics", "pipeline.params_file")
 
 
 def _modules(root: Path = REPO) -> dict[str, Path]:

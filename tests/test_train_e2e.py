@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from e2e import closed_url, copy_project, edited_params, env, run
+from e2e import REPO, TINY, closed_url, copy_project, edited_params, env, run, stage_argv
 
 from pipeline.io import md5sum
 
@@ -169,36 +169,29 @@ def test_an_edit_reruns_only_the_stages_that_import_it(
     assert _would_run(project) == {"register"}
 
 
-PORTABLE_FIXTURE = Path(__file__).parent / "data/portable_tiny.json"
-R50 = {"model.encoder": "resnet50"}
-
-
-def _train_directly(project: Path, out: str, changes: dict[str, object]) -> dict[str, str]:
-    args = ["python", "stages/train.py", "data/processed/train.h5", f"{out}/fcrn.pt"]
-    args += [f"{out}/train_log.csv", f"{out}/speed.json", f"{out}/checkpoints"]
-    with edited_params(project, changes):
-        run(args, project)
-    return {
-        "model_md5": md5sum(project / out / "fcrn.pt"),
-        "train_log_md5": md5sum(project / out / "train_log.csv"),
-    }
+PORTABLE_FIXTURE = json.loads((REPO / "tests/data/portable_tiny.json").read_text())
 
 
 def test_portable_mode_gives_the_committed_bytes_on_this_cpu(project: Path) -> None:
-    """The fixture was trained on another CPU kind (see the file): same bytes here, or the pins
-    leak. On an AVX512 CPU, native fp32 differs from portable: the pins do take effect."""
-    fixture = json.loads(PORTABLE_FIXTURE.read_text())
-    run(["dvc", "repro", "train"], project)
-    # The fixture predates `model.encoder` (and holds on CI's runs since): ResNet-50 here.
-    portable = _train_directly(project, "portable", {**R50, "train.reproducible": "portable"})
-    speed = json.loads((project / "portable/speed.json").read_text())
+    """tools/portable_check.py on this CPU: the committed md5 of every output of a tiny portable
+    training and evaluation (made on another CPU kind, see the file), or the pins leak. On an
+    AVX512 CPU a native fp32 training differs from it: the pins do take effect."""
+    run(["dvc", "repro", "train"], project)  # the data stages' outputs, made with TINY
+    data = {k: v for k, v in TINY.items() if k.startswith("data.")}
+    assert {k: PORTABLE_FIXTURE["params"][k] for k in data} == data  # what the fixture saw
+    check = run(["python", str(REPO / "tools/portable_check.py"), "--project", "."], project, False)
+    report = json.loads(check.stdout)
+    assert (check.returncode, report["differ"]) == (0, []), (report, PORTABLE_FIXTURE["made_on"])
+    speed = json.loads((project / "portable-check/speed.json").read_text())
     assert speed["reproducible"] == "portable" and speed["precision"] == "fp32"
     assert speed["cpu_capability"] == "AVX2" and speed["threads"] == "2"
-    assert portable == {k: fixture[k] for k in portable}, fixture["made_on"]
-    flags = Path("/proc/cpuinfo").read_text().split()
-    if "avx512f" in flags:
-        native = _train_directly(project, "native", {**R50, "train.precision": "fp32"})
-        assert native["model_md5"] != portable["model_md5"]
+    assert speed["bytes_follow"].startswith("nothing")
+    if "avx512f" in Path("/proc/cpuinfo").read_text().split():
+        native = {**PORTABLE_FIXTURE["params"], "train.reproducible": "native"}
+        args = ["python", *stage_argv("train")[:2], "native/fcrn.pt", "native/log.csv"]
+        with edited_params(project, {**native, "train.precision": "fp32"}):
+            run([*args, "native/speed.json", "native/checkpoints"], project)
+        assert md5sum(project / "native/fcrn.pt") != PORTABLE_FIXTURE["md5"]["model"]
 
 
 def test_exp_run_with_other_lr_shows_both(project: Path) -> None:
