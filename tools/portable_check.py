@@ -5,12 +5,12 @@ ResNet-50 FCRN, `train.reproducible: portable`) and the md5 of every output DVC 
 training and evaluation: the model, the training log (its validation metrics), metrics.json and
 both plots. This script makes that run and compares:
 
-    python tools/portable_check.py                      # this CPU (~2 min)
+    python tools/portable_check.py                      # this CPU (~1 min)
     python tools/portable_check.py --cpu Haswell-v4     # an AVX2-only Intel CPU under QEMU
     python tools/portable_check.py --cpu EPYC-Rome      # an AVX2-only AMD CPU under QEMU
 
 ``--cpu`` runs the train and evaluate stages under `qemu-x86_64 -cpu MODEL` (Debian's
-`qemu-user`; about 40x slower, ~15 min each): PyTorch then sees an AVX2 CPU of that vendor,
+`qemu-user`; ~3 min each here): PyTorch then sees an AVX2 CPU of that vendor,
 whatever this machine is. QEMU runs what a process executes natively, so the pins of
 `pipeline.portable` go into the environment first (the stages' own re-execution would leave the
 emulation). The data stages run natively: their bytes are checked at every NumPy dispatch
