@@ -1,0 +1,169 @@
+"""The image, built and run for real on a private Docker engine (tests/docker_engine.py).
+
+One image per run (`make image`, the air-gapped base from Debian's packages): the container's
+`dvc repro` on a mounted clone gives the host's dvc.lock byte for byte, `fcrn-predict` runs in it,
+what it writes into the mount belongs to the host user, a bad mount ends in one `error:` line,
+the proxy's CA bundle is in no layer, and a one-line code change rebuilds the code layer only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from docker_engine import CLIENT, Engine, unavailable
+from e2e import REPO, run
+from PIL import Image
+
+from tools.check_lock import export
+
+pytestmark = pytest.mark.slow
+
+UID = 1000  # the image's user and the mounted clone's owner: not root, as on a workstation
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A private dockerd for the session, or a skip saying why none can start here."""
+    root = Path(tempfile.mkdtemp(prefix="pytest-docker-"))
+    if reason := unavailable(root):
+        shutil.rmtree(root)
+        pytest.skip(reason)
+    engine = Engine(root)
+    try:
+        engine.start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+def build(engine: Engine, context: Path, image: str) -> subprocess.CompletedProcess[str]:
+    """`make image` in ``context`` as the README says, for UID 1000; fails with its output."""
+    cmd = ["make", "image", f"DOCKER={CLIENT}", f"IMAGE={image}", f"IMAGE_UID={UID}"]
+    result = subprocess.run(cmd, cwd=context, env=engine.env, text=True, capture_output=True)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"[-5000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`fcrn-depth` built from this working tree's tracked files, once per session."""
+    context = tmp_path_factory.mktemp("image-context")
+    export(REPO, context, "worktree")
+    build(engine, context, "fcrn-depth")
+    return "fcrn-depth"
+
+
+def docker_run(engine: Engine, image: str, mount: str, *cmd: str) -> subprocess.CompletedProcess:
+    """The image's command on a checkout mounted at /app, with no network."""
+    return engine.docker("run", "--rm", "--network", "none", "-v", mount, image, *cmd, check=False)
+
+
+def owned_by_others(root: Path) -> list[str]:
+    return [str(p) for p in [root, *root.rglob("*")] if p.lstat().st_uid != UID]
+
+
+@pytest.fixture(scope="module")
+def repro_in_container(
+    engine: Engine, image: str, reproduced: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A fresh clone of the reproduced tiny project, owned by UID 1000, and the container's
+    `dvc repro --force` on it (every stage runs in the container)."""
+    clone = tmp_path_factory.mktemp("docker") / "clone"
+    run(["git", "clone", "-q", str(reproduced), str(clone)], clone.parent)
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(clone)], check=True)
+    return clone, docker_run(engine, image, f"{clone}:/app", "dvc", "repro", "--force")
+
+
+def test_the_containers_dvc_repro_gives_the_hosts_dvc_lock(
+    repro_in_container: tuple[Path, subprocess.CompletedProcess[str]], reproduced: Path
+) -> None:
+    clone, result = repro_in_container
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Running stage 'train'" in result.stdout
+    assert (clone / "dvc.lock").read_bytes() == (reproduced / "dvc.lock").read_bytes()
+    assert (clone / "models").is_dir()
+    assert owned_by_others(clone) == []
+
+
+def test_fcrn_predict_in_the_container(
+    engine: Engine, image: str, repro_in_container: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
+    """The README's command; the model is the champion the container's `dvc repro` registered."""
+    clone, repro = repro_in_container
+    assert repro.returncode == 0, repro.stderr
+    photos = clone / "photos"
+    photos.mkdir()
+    rgb = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(photos / "room.png")
+    os.chown(photos, UID, UID)
+    result = docker_run(
+        engine, image, f"{clone}:/app", "fcrn-predict", "photos/", "--out", "depth/"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("1 depth maps in depth"), result.stdout
+    with Image.open(clone / "depth/room.png") as depth:
+        assert (depth.mode, depth.size) == ("I;16", (80, 60))
+    assert owned_by_others(clone / "depth") == []
+
+
+def test_a_bad_mount_ends_in_one_error_line(
+    engine: Engine, image: str, reproduced: Path, tmp_path: Path
+) -> None:
+    root_owned = tmp_path / "root-owned"
+    shutil.copytree(reproduced, root_owned, symlinks=True)
+    cases = {
+        f"{reproduced}:/app:ro": "is not writable: mount the checkout read-write",
+        f"{tmp_path / 'nowhere'}:/app": "has no dvc.yaml: mount a checkout of the project there",
+        f"{root_owned}:/app": f"belongs to uid 0, this container runs as uid {UID}",
+    }
+    for mount, message in cases.items():
+        result = docker_run(engine, image, mount, "dvc", "repro")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+        assert result.stderr.startswith(f"error: /app {message}"), result.stderr
+        assert result.stdout == ""
+
+
+def test_the_build_ca_bundle_is_in_no_layer(engine: Engine, image: str) -> None:
+    """The build trusted this machine's bundle (a BuildKit secret): no file of the image has its
+    bytes, and no layer's command names its content."""
+    size, digest = CA_BUNDLE.stat().st_size, hashlib.sha256(CA_BUNDLE.read_bytes()).hexdigest()
+    found = engine.docker(
+        "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "find", image,
+        "/", "-xdev", "-type", "f", "-size", f"{size}c", "-exec", "sha256sum", "{}", "+",
+    )  # fmt: skip
+    assert digest not in found.stdout
+    history = engine.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    assert "--mount=type=secret,id=ca" in history
+    assert "BEGIN CERTIFICATE" not in history
+
+
+def test_a_code_change_rebuilds_only_the_code_layer(
+    engine: Engine, image: str, tmp_path: Path
+) -> None:
+    export(REPO, tmp_path, "worktree")
+    with (tmp_path / "pipeline/stage.py").open("a") as f:
+        f.write("# a one-line change\n")
+    output = build(engine, tmp_path, "fcrn-depth:edited").stderr
+    try:
+        steps = dict(re.findall(r"^(#\d+) \[\s*\d+/\d+\] (.+)$", output, flags=re.MULTILINE))
+        cached = set(re.findall(r"^(#\d+) CACHED$", output, flags=re.MULTILINE))
+        assert len(steps) > 5, output
+        assert [name for step, name in steps.items() if step not in cached] == [
+            "COPY --chown=fcrn:fcrn . ."
+        ], output
+    finally:
+        engine.docker("rmi", "fcrn-depth:edited")
