@@ -4,6 +4,8 @@ One image per run (`make image`, the air-gapped base from Debian's packages): th
 `dvc repro` on a mounted clone gives the host's dvc.lock byte for byte, `fcrn-predict` runs in it,
 what it writes into the mount belongs to the host user, a bad mount ends in one `error:` line,
 the proxy's CA bundle is in no layer, and a one-line code change rebuilds the code layer only.
+Then the team stack under Docker Compose (tests/compose_stack.py) from the same image: the CI
+round trip through it, a killed container, and `down -v` leaving nothing.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from compose_stack import ComposeStack, ports_taken
 from docker_engine import CLIENT, Engine, unavailable
 from e2e import REPO, run
+from mlflow import MlflowClient
 from PIL import Image
+from test_team_stack import LR, account, as_stage, lock_outs, retrain_as_ci, team_project
 
+from pipeline.io import md5sum
 from tools.check_lock import export
 
 pytestmark = pytest.mark.slow
@@ -67,8 +73,13 @@ def image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def docker_run(engine: Engine, image: str, mount: str, *cmd: str) -> subprocess.CompletedProcess:
-    """The image's command on a checkout mounted at /app, with no network."""
-    return engine.docker("run", "--rm", "--network", "none", "-v", mount, image, *cmd, check=False)
+    """The image's command on a checkout mounted at /app, with no network. With this process's
+    thread counts (a pytest-xdist worker's share, conftest.py): in the default native mode a
+    training's bytes depend on them, and the host's `reproduced` ran with them."""
+    threads = [f"--env={name}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")]
+    return engine.docker(
+        "run", "--rm", "--network", "none", *threads, "-v", mount, image, *cmd, check=False
+    )
 
 
 def owned_by_others(root: Path) -> list[str]:
@@ -167,3 +178,62 @@ def test_a_code_change_rebuilds_only_the_code_layer(
         ], output
     finally:
         engine.docker("rmi", "fcrn-depth:edited")
+
+
+@pytest.fixture(scope="module")
+def compose(
+    engine: Engine, image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComposeStack]:
+    """The team stack up (`docker compose up -d --wait`); `down -v` at the end."""
+    if reason := ports_taken():
+        pytest.skip(reason)
+    stack = ComposeStack(engine, tmp_path_factory.mktemp("compose"))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.compose("down", "-v", check=False)
+
+
+def test_ci_and_a_reader_through_the_compose_stack(
+    compose: ComposeStack, reproduced: Path, tmp_path: Path
+) -> None:
+    """CI retrains and registers as `ci` and pushes to S3; a reader's clone pulls and predicts
+    with @champion; the reader may not move it; a container killed loses nothing."""
+    stack = compose.stack
+    runner = team_project(stack, tmp_path / "runner", "compose", LR, base=reproduced)
+    log = retrain_as_ci(stack, runner, tmp_path)
+    assert "Running stage 'train'" in log and "pushed to the DVC remote" in log, log
+    clone = tmp_path / "reader"
+    run(["git", "clone", "-q", str(runner), str(clone)], tmp_path)
+    Image.new("RGB", (80, 64), "teal").save(tmp_path / "room.png")
+    predict = ["fcrn-predict", str(tmp_path / "room.png"), "--out", str(tmp_path / "depth")]
+    predict += ["--model", "models:/fcrn-compose@champion"]
+    # Every service killed (SIGKILL) and started again: the runs, the model, the accounts and
+    # the pushed data are in the volumes.
+    compose.compose("kill", "-s", "SIGKILL")
+    compose.up()
+    with account(stack, "reader"):
+        run(["dvc", "pull"], clone)
+        for path, md5 in lock_outs(clone).items():
+            if (clone / path).is_file():
+                assert md5sum(clone / path) == md5, path
+        champion = MlflowClient(stack.mlflow_url).get_model_version_by_alias(
+            "fcrn-compose", "champion"
+        )
+        assert champion.tags["model_md5"] == md5sum(clone / "models/fcrn.pt")
+        run(predict, clone)
+        move = "client.set_registered_model_alias('fcrn-compose', 'champion', '1')"
+        moved = as_stage(move, clone)
+    assert (tmp_path / "depth/room.png").is_file()
+    assert moved.returncode == 1
+    (line,) = [x for x in moved.stderr.splitlines() if x.strip()]
+    assert line.startswith("error:") and "HTTP 403" in line and "user 'reader'" in line, line
+
+
+def test_compose_down_leaves_nothing(compose: ComposeStack, engine: Engine) -> None:
+    compose.compose("down", "-v")
+    assert engine.docker("ps", "-aq").stdout == ""
+    assert engine.docker("volume", "ls", "-q").stdout == ""
+    networks = engine.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert sorted(networks) == ["host", "none"]
