@@ -21,9 +21,12 @@ RUN if ! command -v git >/dev/null; then \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 
+# No bytecode: it would land in a mounted checkout's pipeline/, a folder DVC hashes as a stage's
+# dependency (a host run imports the same code from its own checkout or venv).
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     DVC_NO_ANALYTICS=1 \
