@@ -45,6 +45,7 @@ class ComposeStack:
             "S3_MLFLOW_SECRET_KEY": s3["mlflow"][1],
             "S3_CONFIG_FILE": str(root / "s3.json"),
             "MLFLOW_ALLOWED_HOSTS": "localhost:5000",
+            "S3_PUBLIC_URL": self.stack.s3_url,  # the host's loopback: clients and server
         }
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,7 @@ One image per run (`make image`, the air-gapped base from Debian's packages): th
 what it writes into the mount belongs to the host user, a bad mount ends in one `error:` line,
 the proxy's CA bundle is in no layer, and a one-line code change rebuilds the code layer only.
 Then the team stack under Docker Compose (tests/compose_stack.py) from the same image: the CI
-round trip through it, a killed container, and `down -v` leaving nothing. Last, two containers
-as two training nodes, one killed mid-run: the restarted pair ends with the same model bytes.
+round trip through it, a killed container, and `down -v` leaving nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import numpy as np
 import pytest
 from compose_stack import ComposeStack, ports_taken
 from docker_engine import CLIENT, Engine, unavailable
-from e2e import REPO, copy_project, free_port, run, stage_argv
+from e2e import REPO, run
 from mlflow import MlflowClient
 from PIL import Image
 from test_team_stack import LR, account, as_stage, lock_outs, retrain_as_ci, team_project
@@ -246,58 +244,3 @@ def test_compose_down_leaves_nothing(compose: ComposeStack, engine: Engine) -> N
     assert engine.docker("volume", "ls", "-q").stdout == ""
     networks = engine.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert sorted(networks) == ["host", "none"]
-
-
-def start_two_nodes(engine: Engine, image: str, project: Path) -> list[subprocess.Popen[str]]:
-    """docs/training.md's multi-node command in two containers on the host's network, one
-    process each (gloo on the CPU, on the loopback), both on ``project`` (the shared storage a
-    cluster's nodes mount: the data, and the checkpoint a restarted run resumes from)."""
-    rendezvous = ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{free_port()}"]
-    torchrun = ["torchrun", "--nnodes", "2", "--nproc_per_node", "1", *rendezvous]
-    torchrun += ["--rdzv_id", "fcrn-nodes", "--local-addr", "127.0.0.1", *stage_argv("train")]
-    nodes = []
-    for node in ("node0", "node1"):
-        cmd = [
-            str(CLIENT), "run", "--rm", "--name", node, "--network", "host",
-            "--env", "GLOO_SOCKET_IFNAME=lo", "--env", "OMP_NUM_THREADS=1",
-            "-v", f"{project}:/app", image, *torchrun,
-        ]  # fmt: skip
-        nodes.append(
-            subprocess.Popen(
-                cmd, env=engine.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-            )
-        )
-    return nodes
-
-
-def finish(nodes: list[subprocess.Popen[str]]) -> list[str]:
-    """Each node's log; both must have succeeded."""
-    logs = [node.communicate(timeout=900)[0] for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], "\n-----\n".join(logs)
-    return logs
-
-
-def test_two_containers_as_two_nodes_resume_after_one_is_killed(
-    engine: Engine, image: str, reproduced: Path, tmp_path: Path
-) -> None:
-    project = copy_project(reproduced, tmp_path / "nodes", {"train.epochs": 6})
-    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(project)], check=True)
-    model, checkpoints = project / "models/fcrn.pt", project / "checkpoints"
-    finish(start_two_nodes(engine, image, project))
-    uninterrupted = md5sum(model)
-    model.unlink()
-
-    nodes = start_two_nodes(engine, image, project)
-    while not any(checkpoints.glob("*.pt")):  # an epoch done: node1 is killed in the next
-        assert all(node.poll() is None for node in nodes), [n.communicate()[0] for n in nodes]
-        time.sleep(0.2)
-    engine.docker("kill", "node1")
-    for node in nodes:
-        node.communicate(timeout=300)
-    assert nodes[1].returncode != 0 and nodes[0].returncode != 0
-    assert not model.exists()
-
-    logs = finish(start_two_nodes(engine, image, project))
-    resumed = re.search(r"resuming from \S+ after epoch (\d)", "\n".join(logs))
-    assert resumed and 1 <= int(resumed[1]) < 6, logs
-    assert md5sum(model) == uninterrupted
