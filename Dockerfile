@@ -48,11 +48,16 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca \
 # A non-root user that owns the working tree. UID is a build argument so that files written into a
 # mounted checkout belong to the host user (`--build-arg UID="$(id -u)"`); a base's user holding
 # that UID (python:* has none) is removed first.
+# The image's own copy has no .git (.dockerignore): DVC runs it without SCM, a setting in the
+# machine-local config that the context never brings. A mounted checkout hides it and brings its
+# own .git and .dvc/.
 ARG UID=1000
 RUN if [ "$UID" = 0 ]; then echo "error: UID=0: the image's user must not be root" >&2; exit 1; fi \
     && if user="$(id -nu "$UID" 2>/dev/null)"; then userdel --remove "$user"; fi \
     && useradd --create-home --uid "$UID" --shell /bin/bash fcrn \
-    && install -d -o fcrn -g fcrn /app
+    && install -d -o fcrn -g fcrn /app /app/.dvc \
+    && printf '[core]\n    no_scm = true\n' > /app/.dvc/config.local \
+    && chown fcrn:fcrn /app/.dvc/config.local
 COPY deploy/entrypoint.sh /usr/local/bin/fcrn-entrypoint
 
 # Editable, as `make` installs it, so stage scripts import `pipeline` from /app, also when a

@@ -72,14 +72,15 @@ def image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
     return "fcrn-depth"
 
 
-def docker_run(engine: Engine, image: str, mount: str, *cmd: str) -> subprocess.CompletedProcess:
-    """The image's command on a checkout mounted at /app, with no network. With this process's
-    thread counts (a pytest-xdist worker's share, conftest.py): in the default native mode a
-    training's bytes depend on them, and the host's `reproduced` ran with them."""
-    threads = [f"--env={name}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")]
-    return engine.docker(
-        "run", "--rm", "--network", "none", *threads, "-v", mount, image, *cmd, check=False
-    )
+def docker_run(
+    engine: Engine, image: str, *cmd: str, mount: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The image's command, on a checkout mounted at /app if given, with no network. With this
+    process's thread counts (a pytest-xdist worker's share, conftest.py): in the default native
+    mode a training's bytes depend on them, and the host's `reproduced` ran with them."""
+    options = [f"--env={name}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")]
+    options += ["--volume", mount] if mount else []
+    return engine.docker("run", "--rm", "--network", "none", *options, image, *cmd, check=False)
 
 
 def owned_by_others(root: Path) -> list[str]:
@@ -95,7 +96,7 @@ def repro_in_container(
     clone = tmp_path_factory.mktemp("docker") / "clone"
     run(["git", "clone", "-q", str(reproduced), str(clone)], clone.parent)
     subprocess.run(["chown", "-R", f"{UID}:{UID}", str(clone)], check=True)
-    return clone, docker_run(engine, image, f"{clone}:/app", "dvc", "repro", "--force")
+    return clone, docker_run(engine, image, "dvc", "repro", "--force", mount=f"{clone}:/app")
 
 
 def test_the_containers_dvc_repro_gives_the_hosts_dvc_lock(
@@ -120,9 +121,8 @@ def test_fcrn_predict_in_the_container(
     rgb = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(photos / "room.png")
     os.chown(photos, UID, UID)
-    result = docker_run(
-        engine, image, f"{clone}:/app", "fcrn-predict", "photos/", "--out", "depth/"
-    )
+    predict = ["fcrn-predict", "photos/", "--out", "depth/"]
+    result = docker_run(engine, image, *predict, mount=f"{clone}:/app")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("1 depth maps in depth"), result.stdout
     with Image.open(clone / "depth/room.png") as depth:
@@ -146,11 +146,18 @@ def test_a_bad_mount_ends_in_one_error_line(
         f"{root_owned}:/app": f"belongs to uid 0, this container runs as uid {UID}",
     }
     for mount, message in cases.items():
-        result = docker_run(engine, image, mount, "dvc", "repro")
+        result = docker_run(engine, image, "dvc", "repro", mount=mount)
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
         assert result.stderr.startswith(f"error: /app {message}"), result.stderr
         assert result.stdout == ""
+
+
+def test_the_images_own_copy_runs_dvc_without_git(engine: Engine, image: str) -> None:
+    """`docker run fcrn-depth` with no mount: the image's copy holds no .git."""
+    result = docker_run(engine, image, "dvc", "status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not in cache" in result.stdout  # the outputs: the image holds none
 
 
 def test_the_build_ca_bundle_is_in_no_layer(engine: Engine, image: str) -> None:
