@@ -1,61 +1,79 @@
-# The pipeline on a GPU host: `docker build -t fcrn-depth .`, then
-# `docker run --rm --gpus all fcrn-depth` runs `dvc repro` (docs/operations.md, "Docker").
+# The pipeline's image: `make image` (docs/operations.md, "Docker"), then
+# `docker run --rm --gpus all -v "$PWD":/app fcrn-depth` runs `dvc repro` on this checkout.
 #
-# CUDA 13.0 to match torch 2.14.1+cu130. The `base` flavour (CUDA runtime only) is enough: the
-# nvidia-* wheels pinned in requirements.lock are the cuBLAS/cuDNN/NCCL that torch loads, so a
-# `cudnn-runtime` base would ship a second copy of them (GBs) that nothing uses. What the NVIDIA
-# base adds over plain Ubuntu is the container-toolkit contract: NVIDIA_DRIVER_CAPABILITIES
-# includes `compute` (else `--gpus` mounts no libcuda) and NVIDIA_REQUIRE_CUDA refuses to start on
-# a host driver too old for CUDA 13.0.
-FROM nvidia/cuda:13.0.2-base-ubuntu24.04
+# BASE_IMAGE: any Debian 12 with Python 3.11 (every 3.11 patch release installs the lock). The
+# default is pulled from Docker Hub; without a registry, `make image` builds one from Debian's
+# packages (deploy/debian-base.sh). No CUDA base is needed: the nvidia-* wheels pinned in
+# requirements.lock are the CUDA runtime, cuBLAS, cuDNN and NCCL that torch loads, and the NVIDIA
+# Container Toolkit mounts the host's driver (libcuda) when the variables below ask for it.
+#
+# Needs BuildKit (DOCKER_BUILDKIT=1) for the optional secret `ca`: a CA bundle pip trusts instead
+# of its own, for a TLS-intercepting proxy (`--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt`).
+# It is mounted only while pip runs and never lands in a layer.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
-ARG DEBIAN_FRONTEND=noninteractive
+# git for DVC in a mounted checkout; python:*-slim lacks it, the air-gapped base has it.
+# hadolint ignore=DL3008
+RUN if ! command -v git >/dev/null; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends git \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 
-# Python 3.11, the lock's interpreter (Ubuntu 24.04 ships 3.12), from the deadsnakes PPA; git for
-# DVC when a checkout is mounted at /app. Apt versions float with the distribution's updates;
-# add-apt-repository gets its recommends (gpg-agent imports the PPA key) and leaves with them.
-# hadolint ignore=DL3008,DL3015
-RUN apt-get update \
-    && apt-get install -y software-properties-common \
-    && add-apt-repository -y ppa:deadsnakes/ppa \
-    && apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git python3.11 python3.11-venv \
-    && apt-get purge -y --auto-remove software-properties-common \
-    && rm -rf /var/lib/apt/lists/*
-
+# No bytecode: it would land in a mounted checkout's pipeline/, a folder DVC hashes as a stage's
+# dependency (a host run imports the same code from its own checkout or venv).
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     DVC_NO_ANALYTICS=1 \
     MLFLOW_DISABLE_TELEMETRY=true \
     DO_NOT_TRACK=true \
-    GX_ANALYTICS_ENABLED=False
+    GX_ANALYTICS_ENABLED=False \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
-# The exact pins, before the code is copied: a code change reuses this multi-GB layer. The venv
-# is root's, so the pipeline cannot change its own dependencies at run time.
+# The exact pins, before anything else of the project: a code change reuses this multi-GB layer.
+# The venv is root's, so the pipeline cannot change its own dependencies at run time.
 COPY requirements.lock /tmp/requirements.lock
-RUN python3.11 -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r /tmp/requirements.lock \
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && python3 -m venv "$VIRTUAL_ENV" \
+    && pip install -r /tmp/requirements.lock \
     && rm /tmp/requirements.lock
 
 # A non-root user that owns the working tree. UID is a build argument so that files written into a
-# mounted checkout belong to the host user (`--build-arg UID="$(id -u)"`); the base image's
-# `ubuntu` user is removed because it holds 1000, the usual first host UID.
+# mounted checkout belong to the host user (`--build-arg UID="$(id -u)"`); a base's user holding
+# that UID (python:* has none) is removed first.
+# The image's own copy has no .git (.dockerignore): DVC runs it without SCM, a setting in the
+# machine-local config that the context never brings. A mounted checkout hides it and brings its
+# own .git and .dvc/.
 ARG UID=1000
-RUN userdel --remove ubuntu \
+RUN if [ "$UID" = 0 ]; then echo "error: UID=0: the image's user must not be root" >&2; exit 1; fi \
+    && if user="$(id -nu "$UID" 2>/dev/null)"; then userdel --remove "$user"; fi \
     && useradd --create-home --uid "$UID" --shell /bin/bash fcrn \
-    && install -d -o fcrn -g fcrn /app
+    && install -d -o fcrn -g fcrn /app /app/.dvc \
+    && printf '[core]\n    no_scm = true\n' > /app/.dvc/config.local \
+    && chown fcrn:fcrn /app/.dvc/config.local
+COPY deploy/entrypoint.sh /usr/local/bin/fcrn-entrypoint
+
+# Editable, as `make` installs it, so stage scripts import `pipeline` from /app, also when a
+# checkout is mounted over it. Only what the install reads is copied first: a change to the code
+# below reruns the last COPY alone. Its build backend (setuptools) comes from the index too.
 WORKDIR /app
+COPY --chown=fcrn:fcrn pyproject.toml README.md ./
+COPY --chown=fcrn:fcrn pipeline/__init__.py pipeline/
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && pip install --no-deps -e . \
+    && rm -rf ./*.egg-info
+
 COPY --chown=fcrn:fcrn . .
-# Editable, as `make` installs it: stage scripts import `pipeline` from /app, also when a checkout
-# is mounted over it.
-RUN pip install --no-cache-dir --no-deps -e .
 
 # Numeric, so that a runtime can verify it is not root (Kubernetes' runAsNonRoot).
 USER $UID
-# The build context has no .git (.dockerignore), so DVC runs this copy without SCM; a mounted
-# checkout brings its own .git and .dvc/ and this local setting is not seen.
-RUN dvc config --local core.no_scm true
-
+ENTRYPOINT ["fcrn-entrypoint"]
 CMD ["dvc", "repro"]

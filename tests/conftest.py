@@ -47,8 +47,10 @@ if _workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
-# The modules that took longest (each 115-350 s of one worker under `make test`), longest first.
+# The modules that took longest (each 115-350 s of one worker under `make test`; test_docker.py
+# builds a 7 GB image), longest first.
 LONGEST_MODULES = (
+    "test_docker.py",
     "test_train_e2e.py",
     "test_team_faults.py",
     "test_faults.py",

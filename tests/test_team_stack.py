@@ -76,11 +76,16 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 def retrained(
     team_stack: Stack, reproduced: Path, module_tmp: Callable[[str], Path]
 ) -> dict[str, object]:
-    """CI's job on a push to main that changes a training param: `.ci/retrain` as the `ci`
-    account; dvc.lock then committed (what the team's merge does) so that a teammate's clone can
+    """CI's job on a push to main that changes a training param, so that a teammate's clone can
     pull the model."""
     root = module_tmp("team")
     runner = team_project(team_stack, root / "runner", "roundtrip", LR, base=reproduced)
+    return {"runner": runner, "root": root, "log": retrain_as_ci(team_stack, runner, root)}
+
+
+def retrain_as_ci(stack: Stack, runner: Path, root: Path) -> str:
+    """`.ci/retrain` on a push to the runner's branch as the `ci` account, then dvc.lock
+    committed (what the team's merge does); the job's output. Its summary goes to root."""
     branch = run(["git", "symbolic-ref", "--short", "HEAD"], runner).stdout.strip()
     ci_env = {
         "GITHUB_EVENT_NAME": "push",
@@ -90,13 +95,13 @@ def retrained(
         "PR_COMMENT": "false",
         "GITHUB_STEP_SUMMARY": str(root / "summary.md"),
     }
-    with account(team_stack, "ci"), pytest.MonkeyPatch.context() as mp:
+    with account(stack, "ci"), pytest.MonkeyPatch.context() as mp:
         for key, value in ci_env.items():
             mp.setenv(key, value)
         job = run([".ci/retrain", "report.md"], runner)
     run(["git", "add", "-A"], runner)
     run(["git", "commit", "-qm", "retrained"], runner)
-    return {"runner": runner, "root": root, "log": job.stdout + job.stderr}
+    return job.stdout + job.stderr
 
 
 def test_ci_retrains_through_s3_and_a_reader_predicts_with_champion(

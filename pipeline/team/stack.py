@@ -125,7 +125,9 @@ class Stack:
             "s3": {n: [secrets.token_hex(10), secrets.token_urlsafe(30)] for n in S3_ACTIONS},
         }
 
-    def _write_config(self) -> None:
+    def write_config(self) -> None:
+        """The secrets, SeaweedFS's identities (s3.json, also compose.yaml's S3_CONFIG_FILE) and
+        each account's env file, private to their owner."""
         _write_private(self.root / "secrets.json", json.dumps(self.secrets, indent=2))
         identities = [
             {
@@ -250,7 +252,7 @@ class Stack:
         wanted = {k: v for k, v in self._ports_in_use().items() if not self._serving(k)}
         check_ports_free(wanted)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._write_config()
+        self.write_config()
         self._write_auth_ini()
         self.start_postgres()
         if weed.pid() is None:

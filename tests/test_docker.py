@@ -1,0 +1,253 @@
+"""The image, built and run for real on a private Docker engine (tests/docker_engine.py).
+
+One image per run (`make image`, the air-gapped base from Debian's packages): the container's
+`dvc repro` on a mounted clone gives the host's dvc.lock byte for byte, `fcrn-predict` runs in it,
+what it writes into the mount belongs to the host user, a bad mount ends in one `error:` line,
+the proxy's CA bundle is in no layer, and a one-line code change rebuilds the code layer only.
+Then the team stack under Docker Compose (tests/compose_stack.py) from the same image: the CI
+round trip through it, a killed container, and `down -v` leaving nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from compose_stack import ComposeStack, ports_taken
+from docker_engine import CLIENT, Engine, unavailable
+from e2e import REPO, run
+from mlflow import MlflowClient
+from PIL import Image
+from test_team_stack import LR, account, as_stage, lock_outs, retrain_as_ci, team_project
+
+from pipeline.io import md5sum
+from tools.check_lock import export
+
+pytestmark = pytest.mark.slow
+
+UID = 1000  # the image's user and the mounted clone's owner: not root, as on a workstation
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A private dockerd for the session, or a skip saying why none can start here."""
+    root = Path(tempfile.mkdtemp(prefix="pytest-docker-"))
+    if reason := unavailable(root):
+        shutil.rmtree(root)
+        pytest.skip(reason)
+    engine = Engine(root)
+    try:
+        engine.start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+def build(engine: Engine, context: Path, image: str) -> subprocess.CompletedProcess[str]:
+    """`make image` in ``context`` as the README says, for UID 1000; fails with its output."""
+    cmd = ["make", "image", f"DOCKER={CLIENT}", f"IMAGE={image}", f"IMAGE_UID={UID}"]
+    result = subprocess.run(cmd, cwd=context, env=engine.env, text=True, capture_output=True)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"[-5000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`fcrn-depth` built from this working tree's tracked files, once per session."""
+    context = tmp_path_factory.mktemp("image-context")
+    export(REPO, context, "worktree")
+    build(engine, context, "fcrn-depth")
+    return "fcrn-depth"
+
+
+def docker_run(
+    engine: Engine, image: str, *cmd: str, mount: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The image's command, on a checkout mounted at /app if given, with no network. With this
+    process's thread counts (a pytest-xdist worker's share, conftest.py): in the default native
+    mode a training's bytes depend on them, and the host's `reproduced` ran with them."""
+    options = [f"--env={name}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")]
+    options += ["--volume", mount] if mount else []
+    return engine.docker("run", "--rm", "--network", "none", *options, image, *cmd, check=False)
+
+
+def owned_by_others(root: Path) -> list[str]:
+    return [str(p) for p in [root, *root.rglob("*")] if p.lstat().st_uid != UID]
+
+
+@pytest.fixture(scope="module")
+def repro_in_container(
+    engine: Engine, image: str, reproduced: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A fresh clone of the reproduced tiny project, owned by UID 1000, and the container's
+    `dvc repro --force` on it (every stage runs in the container)."""
+    clone = tmp_path_factory.mktemp("docker") / "clone"
+    run(["git", "clone", "-q", str(reproduced), str(clone)], clone.parent)
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(clone)], check=True)
+    return clone, docker_run(engine, image, "dvc", "repro", "--force", mount=f"{clone}:/app")
+
+
+def test_the_containers_dvc_repro_gives_the_hosts_dvc_lock(
+    repro_in_container: tuple[Path, subprocess.CompletedProcess[str]], reproduced: Path
+) -> None:
+    clone, result = repro_in_container
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Running stage 'train'" in result.stdout
+    assert (clone / "dvc.lock").read_bytes() == (reproduced / "dvc.lock").read_bytes()
+    assert (clone / "models").is_dir()
+    assert owned_by_others(clone) == []
+
+
+def test_fcrn_predict_in_the_container(
+    engine: Engine, image: str, repro_in_container: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
+    """The README's command; the model is the champion the container's `dvc repro` registered."""
+    clone, repro = repro_in_container
+    assert repro.returncode == 0, repro.stderr
+    photos = clone / "photos"
+    photos.mkdir()
+    rgb = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(photos / "room.png")
+    os.chown(photos, UID, UID)
+    predict = ["fcrn-predict", "photos/", "--out", "depth/"]
+    result = docker_run(engine, image, *predict, mount=f"{clone}:/app")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("1 depth maps in depth"), result.stdout
+    with Image.open(clone / "depth/room.png") as depth:
+        assert (depth.mode, depth.size) == ("I;16", (80, 60))
+    assert owned_by_others(clone / "depth") == []
+
+
+def test_a_bad_mount_ends_in_one_error_line(
+    engine: Engine,
+    image: str,
+    repro_in_container: tuple[Path, subprocess.CompletedProcess[str]],
+    reproduced: Path,
+    tmp_path: Path,
+) -> None:
+    clone, _ = repro_in_container  # UID 1000's
+    root_owned = tmp_path / "root-owned"
+    shutil.copytree(reproduced, root_owned, symlinks=True)
+    cases = {
+        f"{clone}:/app:ro": "is not writable: mount the checkout read-write",
+        f"{tmp_path / 'nowhere'}:/app": "has no dvc.yaml: mount a checkout of the project there",
+        f"{root_owned}:/app": f"belongs to uid 0, this container runs as uid {UID}",
+    }
+    for mount, message in cases.items():
+        result = docker_run(engine, image, "dvc", "repro", mount=mount)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+        assert result.stderr.startswith(f"error: /app {message}"), result.stderr
+        assert result.stdout == ""
+
+
+def test_the_images_own_copy_runs_dvc_without_git(engine: Engine, image: str) -> None:
+    """`docker run fcrn-depth` with no mount: the image's copy holds no .git."""
+    result = docker_run(engine, image, "dvc", "status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not in cache" in result.stdout  # the outputs: the image holds none
+
+
+def test_the_build_ca_bundle_is_in_no_layer(engine: Engine, image: str) -> None:
+    """The build trusted this machine's bundle (a BuildKit secret): no file of the image has its
+    bytes, and no layer's command names its content."""
+    size, digest = CA_BUNDLE.stat().st_size, hashlib.sha256(CA_BUNDLE.read_bytes()).hexdigest()
+    found = engine.docker(
+        "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "find", image,
+        "/", "-xdev", "-type", "f", "-size", f"{size}c", "-exec", "sha256sum", "{}", "+",
+    )  # fmt: skip
+    assert digest not in found.stdout
+    history = engine.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    assert "PIP_CERT=/run/secrets/ca" in history  # the steps that had it
+    assert "BEGIN CERTIFICATE" not in history
+
+
+def test_a_code_change_rebuilds_only_the_code_layer(
+    engine: Engine, image: str, tmp_path: Path
+) -> None:
+    export(REPO, tmp_path, "worktree")
+    with (tmp_path / "pipeline/stage.py").open("a") as f:
+        f.write("# a one-line change\n")
+    output = build(engine, tmp_path, "fcrn-depth:edited").stderr
+    try:
+        steps = dict(re.findall(r"^(#\d+) \[\s*\d+/\d+\] (.+)$", output, flags=re.MULTILINE))
+        cached = set(re.findall(r"^(#\d+) CACHED$", output, flags=re.MULTILINE))
+        assert len(steps) > 5, output
+        ran = [name for step, name in steps.items() if step not in cached]
+        assert [name for name in ran if not name.startswith("FROM ")] == [
+            "COPY --chown=fcrn:fcrn . ."
+        ], output
+    finally:
+        engine.docker("rmi", "fcrn-depth:edited")
+
+
+@pytest.fixture(scope="module")
+def compose(
+    engine: Engine, image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComposeStack]:
+    """The team stack up (`docker compose up -d --wait`); `down -v` at the end."""
+    if reason := ports_taken():
+        pytest.skip(reason)
+    stack = ComposeStack(engine, tmp_path_factory.mktemp("compose"))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.compose("down", "-v", check=False)
+
+
+def test_ci_and_a_reader_through_the_compose_stack(
+    compose: ComposeStack, reproduced: Path, tmp_path: Path
+) -> None:
+    """CI retrains and registers as `ci` and pushes to S3; a reader's clone pulls and predicts
+    with @champion; the reader may not move it; a container killed loses nothing."""
+    stack = compose.stack
+    runner = team_project(stack, tmp_path / "runner", "compose", LR, base=reproduced)
+    log = retrain_as_ci(stack, runner, tmp_path)
+    assert "Running stage 'train'" in log, log
+    assert "pushed to the DVC remote" in (runner / "report.md").read_text()
+    clone = tmp_path / "reader"
+    run(["git", "clone", "-q", str(runner), str(clone)], tmp_path)
+    Image.new("RGB", (80, 64), "teal").save(tmp_path / "room.png")
+    predict = ["fcrn-predict", str(tmp_path / "room.png"), "--out", str(tmp_path / "depth")]
+    predict += ["--model", "models:/fcrn-compose@champion"]
+    # Every service killed (SIGKILL) and started again: the runs, the model, the accounts and
+    # the pushed data are in the volumes.
+    compose.compose("kill", "-s", "SIGKILL")
+    compose.up()
+    with account(stack, "reader"):
+        run(["dvc", "pull"], clone)
+        for path, md5 in lock_outs(clone).items():
+            if (clone / path).is_file():
+                assert md5sum(clone / path) == md5, path
+        champion = MlflowClient(stack.mlflow_url).get_model_version_by_alias(
+            "fcrn-compose", "champion"
+        )
+        assert champion.tags["model_md5"] == md5sum(clone / "models/fcrn.pt")
+        run(predict, clone)
+        move = "client.set_registered_model_alias('fcrn-compose', 'champion', '1')"
+        moved = as_stage(move, clone)
+    assert (tmp_path / "depth/room.png").is_file()
+    assert moved.returncode == 1
+    (line,) = [x for x in moved.stderr.splitlines() if x.strip()]
+    assert line.startswith("error:") and "HTTP 403" in line and "user 'reader'" in line, line
+
+
+def test_compose_down_leaves_nothing(compose: ComposeStack, engine: Engine) -> None:
+    compose.compose("down", "-v")
+    assert engine.docker("ps", "-aq").stdout == ""
+    assert engine.docker("volume", "ls", "-q").stdout == ""
+    networks = engine.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert sorted(networks) == ["host", "none"]
