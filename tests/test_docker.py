@@ -5,7 +5,8 @@ One image per run (`make image`, the air-gapped base from Debian's packages): th
 what it writes into the mount belongs to the host user, a bad mount ends in one `error:` line,
 the proxy's CA bundle is in no layer, and a one-line code change rebuilds the code layer only.
 Then the team stack under Docker Compose (tests/compose_stack.py) from the same image: the CI
-round trip through it, a killed container, and `down -v` leaving nothing.
+round trip through it, a killed container, and `down -v` leaving nothing. Last, two containers
+as two training nodes, one killed mid-run: the restarted pair ends with the uninterrupted bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import numpy as np
 import pytest
 from compose_stack import ComposeStack, ports_taken
 from docker_engine import CLIENT, Engine, unavailable
-from e2e import REPO, run
+from e2e import REPO, copy_project, free_port, run, stage_argv
 from mlflow import MlflowClient
 from PIL import Image
 from test_team_stack import LR, account, as_stage, lock_outs, retrain_as_ci, team_project
@@ -75,10 +77,12 @@ def image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
 def docker_run(
     engine: Engine, image: str, *cmd: str, mount: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The image's command, on a checkout mounted at /app if given, with no network. With this
-    process's thread counts (a pytest-xdist worker's share, conftest.py): in the default native
-    mode a training's bytes depend on them, and the host's `reproduced` ran with them."""
-    options = [f"--env={name}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")]
+    """The image's command, on a checkout mounted at /app if given, with no network, sharing
+    the cores as conftest.py has every process of this pytest-xdist worker share them (the
+    portable stages pin their own thread count: the bytes do not depend on these)."""
+    options = [
+        f"--env={name}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+    ]
     options += ["--volume", mount] if mount else []
     return engine.docker("run", "--rm", "--network", "none", *options, image, *cmd, check=False)
 
@@ -251,3 +255,60 @@ def test_compose_down_leaves_nothing(compose: ComposeStack, engine: Engine) -> N
     assert engine.docker("volume", "ls", "-q").stdout == ""
     networks = engine.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert sorted(networks) == ["host", "none"]
+
+
+def start_two_nodes(engine: Engine, image: str, project: Path) -> list[subprocess.Popen[str]]:
+    """docs/training.md's multi-node command in two containers on the host's network, one
+    process each (gloo on the CPU, on the loopback: each node on an address of its own, as two
+    machines would be), both on ``project`` (the shared storage a cluster's nodes mount: the
+    data, and the checkpoint a restarted run resumes from)."""
+    rendezvous = ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{free_port()}"]
+    torchrun = ["torchrun", "--nnodes", "2", "--nproc_per_node", "1", *rendezvous]
+    nodes = []
+    for rank in (0, 1):
+        cmd = [
+            str(CLIENT), "run", "--rm", "--name", f"node{rank}", "--network", "host",
+            "--env", "GLOO_SOCKET_IFNAME=lo", "--env", "OMP_WAIT_POLICY=PASSIVE",
+            "-v", f"{project}:/app", image, *torchrun, "--rdzv_id", "fcrn-nodes",
+            "--local-addr", f"127.0.0.{rank + 1}", *stage_argv("train"),
+        ]  # fmt: skip
+        nodes.append(
+            subprocess.Popen(
+                cmd, env=engine.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        )
+    return nodes
+
+
+def finish(nodes: list[subprocess.Popen[str]]) -> list[str]:
+    """Each node's log; both must have succeeded."""
+    logs = [node.communicate(timeout=900)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n-----\n".join(logs)
+    return logs
+
+
+def test_two_containers_as_two_nodes_resume_after_one_is_killed(
+    engine: Engine, image: str, reproduced: Path, tmp_path: Path
+) -> None:
+    project = copy_project(reproduced, tmp_path / "nodes", {"train.epochs": 4})
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(project)], check=True)
+    model, checkpoints = project / "models/fcrn.pt", project / "checkpoints"
+    logs = finish(start_two_nodes(engine, image, project))
+    assert "DDP: all 2 ranks hold identical weights" in "\n".join(logs)
+    uninterrupted = md5sum(model)
+    model.unlink()
+
+    nodes = start_two_nodes(engine, image, project)
+    while not any(checkpoints.glob("train-*.pt")):  # an epoch done: node1 dies in the next
+        assert all(node.poll() is None for node in nodes), [n.communicate()[0] for n in nodes]
+        time.sleep(0.2)
+    engine.docker("kill", "node1")
+    for node in nodes:
+        node.communicate(timeout=300)
+    assert nodes[1].returncode != 0 and nodes[0].returncode != 0
+    assert not model.exists()
+
+    logs = finish(start_two_nodes(engine, image, project))
+    resumed = re.search(r"resuming from \S+ after epoch (\d)", "\n".join(logs))
+    assert resumed and 1 <= int(resumed[1]) < 4, logs
+    assert md5sum(model) == uninterrupted

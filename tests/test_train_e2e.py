@@ -105,20 +105,26 @@ def test_nan_in_training_data_stops_training_with_a_named_error(project: Path) -
         train_h5.write_bytes(pristine)
 
 
+def _ddp_args(out: str) -> list[str]:
+    return ["python", *stage_argv("train")[:2], f"{out}/fcrn.pt", f"{out}/train_log.csv",
+            f"{out}/speed.json", f"{out}/checkpoints"]  # fmt: skip
+
+
 def test_two_process_ddp_run_on_cpu_resumes_after_a_kill(project: Path) -> None:
-    """gloo DDP with 2 CPU processes: one checkpoint (rank 0), equal replicas, resume works."""
+    """gloo DDP with 2 CPU processes: equal replicas (BatchNorm's statistics included), one
+    checkpoint (rank 0), and a run killed after it resumes to the uninterrupted run's bytes."""
     run(["dvc", "repro", "train"], project)
-    args = ["python", "stages/train.py", "data/processed/train.h5", "ddp/fcrn.pt"]
-    args += ["ddp/train_log.csv", "ddp/speed.json", "ddp/checkpoints"]
     ckpts = project / "ddp/checkpoints"
     with edited_params(project, {"train.nproc": 2, "train.epochs": 3}):
-        kill_after_first_checkpoint(args, project, ckpts)
+        whole = run(_ddp_args("ddp-whole"), project)
+        kill_after_first_checkpoint(_ddp_args("ddp"), project, ckpts)
         assert len(list(ckpts.glob("train-*.pt"))) == 1
-        resumed = run(args, project)
+        resumed = run(_ddp_args("ddp"), project)
     out = resumed.stdout + resumed.stderr
     assert "resuming from" in out
-    assert "DDP: all 2 ranks hold identical weights" in out
-    assert (project / "ddp/fcrn.pt").is_file()
+    for log in (whole.stdout, resumed.stdout):
+        assert "DDP: all 2 ranks hold identical weights" in log
+    assert md5sum(project / "ddp/fcrn.pt") == md5sum(project / "ddp-whole/fcrn.pt")
     assert not list(ckpts.glob("*train-*"))
     speed = json.loads((project / "ddp/speed.json").read_text())
     assert speed["processes"] == 2

@@ -30,9 +30,15 @@ class TrainOutputs:
 
 
 def check_ranks_agree(model: nn.Module, rt: Runtime) -> None:
-    """DDP keeps replicas equal only if every rank did the same steps: verify before saving."""
+    """DDP keeps replicas equal only if every rank did the same steps: verify before saving.
+
+    BatchNorm's running statistics are rank 0's (DDP broadcasts them before each forward), but
+    each rank's last step updated its own from its own batch: rank 0's are broadcast once more,
+    so the ranks are compared, and hold, the model rank 0 saves."""
     if rt.world_size == 1:
         return
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
     sums = torch.stack([t.detach().double().sum() for t in model.state_dict().values()])
     gathered = [torch.empty_like(sums) for _ in range(rt.world_size)]
     dist.all_gather(gathered, sums)
