@@ -11,8 +11,12 @@ if [ ! -f dvc.yaml ]; then
 fi
 owner=$(stat -c %u .)
 if [ "$owner" != "$(id -u)" ]; then
-  echo "error: $here belongs to uid $owner, this container runs as uid $(id -u): run it with" \
-    "--user $owner, or build the image with --build-arg UID=$owner" >&2
+  if [ "$owner" = 0 ]; then  # the image's user is never root: the checkout must change hands
+    fix="chown -R $(id -u) the checkout, or build the image with --build-arg UID=<its owner>"
+  else
+    fix="run it with --user $owner, or build the image with --build-arg UID=$owner"
+  fi
+  echo "error: $here belongs to uid $owner, this container runs as uid $(id -u): $fix" >&2
   exit 1
 fi
 if [ ! -w . ]; then
