@@ -66,18 +66,14 @@ def example_rows(num_images: int, num_examples: int) -> list[int]:
     return np.linspace(0, num_images - 1, k).round().astype(int).tolist()
 
 
-def _device(reproducible: portable.Mode) -> tuple[torch.device, torch.dtype | None]:
-    """CUDA with bf16 autocast when present, else fp32 on the CPU (CPU bf16 is often emulated),
-    with the thread count and kernels of training's ``reproducible`` mode (`portable.check`)."""
+def _device() -> tuple[torch.device, torch.dtype | None]:
+    """CUDA with bf16 autocast when present, else fp32 on the CPU (CPU bf16 is often emulated)."""
     if torch.cuda.is_available():
         # Autotuned or nondeterministic kernels would change metrics.json from run to run.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-        device, dtype = torch.device("cuda"), torch.bfloat16
-    else:
-        device, dtype = torch.device("cpu"), None
-    log.info("bytes follow %s", portable.check(reproducible, device)["bytes_follow"])
-    return device, dtype
+        return torch.device("cuda"), torch.bfloat16
+    return torch.device("cpu"), None
 
 
 Network = Callable[[np.ndarray], torch.Tensor]  # (N, h, w, 3) uint8 -> (N, h', w') metres
@@ -142,7 +138,8 @@ def evaluate(
 ) -> Evaluation:
     """The model (a model file, or its ONNX export) and the train-mean baseline under every
     protocol, plus the examples to plot; ``reproducible`` as training's (`pipeline.portable`)."""
-    device, autocast_dtype = _device(reproducible)
+    device, autocast_dtype = _device()
+    follows = portable.check(reproducible, device)["bytes_follow"]  # its thread count, too
     baseline_depth = mean_depth(train_h5)
     with h5py.File(test_h5, "r") as h5:
         resize_hw, crop_hw = _test_layout(h5, test_h5)
@@ -153,7 +150,8 @@ def evaluate(
         sizes = {m.pred_hw for m in model_meters.values()}
         constant = {hw: np.full(hw, baseline_depth) for hw in sizes}
         network = _network(model_path, device, autocast_dtype, crop_hw)
-        log.info("evaluating on %s (%s)", device.type, "bf16" if autocast_dtype else "fp32")
+        precision = "bf16" if autocast_dtype else "fp32"
+        log.info("evaluating on %s (%s); bytes follow %s", device.type, precision, follows)
         shown = set(example_rows(n, cfg.num_examples))
         examples = []
         for start in tqdm(range(0, n, cfg.batch_size), desc="evaluate", unit="batch"):

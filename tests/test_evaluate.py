@@ -135,9 +135,12 @@ def run_stage(work: Path, model: str = "fcrn.pt") -> subprocess.CompletedProcess
 
 @pytest.fixture(scope="module")
 def work(inputs: Path) -> Path:
-    """A stage working folder: the inputs plus the repo's params.yaml with CFG as eval."""
+    """A stage working folder: the inputs plus the repo's params.yaml with CFG as eval, in
+    native mode as the library runs in this process (the portable stage is compared with its
+    committed bytes by tools/portable_check.py, in test_train_e2e.py)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["eval"] = CFG.model_dump()
+    params["train"]["reproducible"] = "native"
     (inputs / "params.yaml").write_text(yaml.safe_dump(params))
     return inputs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import psutil
 import pytest
 from e2e import REPO, TINY, closed_url, copy_project, edited_params, env, run, stage_argv
 
@@ -42,8 +44,15 @@ def kill_after_first_checkpoint(cmd: list[str], cwd: Path, ckpts: Path) -> None:
         assert proc.poll() is None, "training ended before its first checkpoint was seen"
         time.sleep(0.05)
     assert proc.poll() is None, "too late: training had already finished"
+    # torchrun starts each DDP rank in a session of its own: the group's SIGKILL would orphan
+    # them, still training (and finishing) beside the run that resumes.
+    ranks = psutil.Process(proc.pid).children(recursive=True)
     os.killpg(proc.pid, signal.SIGKILL)
+    for rank in ranks:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            rank.kill()
     proc.wait()
+    psutil.wait_procs(ranks, timeout=30)
 
 
 def model_and_metrics(project: Path) -> tuple[str, str]:
