@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from pipeline.params_file import set_params  # noqa: E402  (tools/ is not a package)
 from pipeline.portable import PINS  # noqa: E402
+from tools.check_lock import export  # noqa: E402
 
 FIXTURE = REPO / "tests/data/portable_tiny.json"
 OUT = "portable-check"  # beside the project's own outputs, never one of them
@@ -57,13 +58,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
 def make_project(dest: Path, changes: dict[str, object]) -> Path:
     """The tracked files of this checkout in a new git repo at ``dest``, with ``changes``, its
     data stages reproduced."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True, text=True
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
+    export(REPO, dest, "worktree")  # what a fresh clone of this checkout would hold
     set_params(dest / "params.yaml", changes)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "check"]):
         _run(cmd, dest)
