@@ -1,9 +1,12 @@
-"""`python -m pipeline.team up|down|env`: the team stack on this machine (docs/team.md).
+"""`python -m pipeline.team up|down|env|backup|upgrade|restore`: the team stack on this machine
+(docs/team.md).
 
 ``up`` starts PostgreSQL, SeaweedFS S3 and the authenticated MLflow server under FCRN_TEAM_DIR
 (default ``.team``), makes the ``ci`` and ``reader`` accounts, the project's experiment and
 registered model, and prints the URIs and how a client logs in. The admin's password comes from
 MLFLOW_AUTH_ADMIN_PASSWORD; the generated ones stay in the folder's 0600 files, never on screen.
+``backup`` dumps MLflow's databases; ``upgrade`` backs up and migrates them to the installed
+MLflow's schema; ``restore FOLDER`` puts a backup back (pipeline.team.upgrade).
 """
 
 from __future__ import annotations
@@ -53,23 +56,38 @@ def describe(stack: Stack, exp_id: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "env"])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.team", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "env", "backup", "upgrade", "restore"])
+    parser.add_argument("backup", nargs="?", type=Path, help="for `restore`: a backup folder")
     parser.add_argument("--account", choices=ACCOUNTS, default="reader", help="for `env`")
     args = parser.parse_args(argv)
+    if (args.command == "restore") != (args.backup is not None):
+        parser.error("`restore` and only `restore` takes a backup folder")
     root = Path(os.environ.get("FCRN_TEAM_DIR") or DEFAULT_DIR)
     try:
         stack = Stack(root, parse_ports(os.environ.get("FCRN_TEAM_PORTS")))
-        if args.command == "down":
-            stack.down()
-            print(f"team stack in {stack.root} stopped")
-        elif args.command == "env":
-            print(stack.env_file(args.account))
-        else:
-            print(describe(stack, up(stack, os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD", ""))))
+        print(run(stack, args))
     except StackError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+def run(stack: Stack, args: argparse.Namespace) -> str:
+    """Carry out one command; what it prints."""
+    from pipeline.team import upgrade
+
+    if args.command == "down":
+        stack.down()
+        return f"team stack in {stack.root} stopped"
+    if args.command == "env":
+        return str(stack.env_file(args.account))
+    if args.command == "backup":
+        return f"backed up to {upgrade.backup(stack)}"
+    if args.command == "upgrade":
+        return upgrade.upgrade(stack)
+    if args.command == "restore":
+        return upgrade.restore(stack, args.backup.resolve())
+    return describe(stack, up(stack, os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD", "")))
 
 
 def up(stack: Stack, admin_password: str) -> str:

@@ -17,7 +17,8 @@ POSTGRES_ROOT = Path("/usr/lib/postgresql")
 
 
 class PostgresError(RuntimeError):
-    """A PostgreSQL tool failed; the message holds its output and the server log."""
+    """A PostgreSQL tool failed; the message's first line names it and its first line of output,
+    the rest holds the command, all its output and the server log."""
 
 
 def bindir() -> Path | None:
@@ -58,9 +59,12 @@ class Cluster:
         except FileNotFoundError as e:  # runuser (util-linux) or a PostgreSQL tool
             raise PostgresError(f"{e.filename}: not found") from None
         if result.returncode != 0:
+            tool = Path(next(c for c in cmd if c.startswith("/"))).name
+            output = (result.stderr + result.stdout).strip() or "no output"
             log = self.log.read_text() if self.log.exists() else ""
             raise PostgresError(
-                f"{cmd} failed ({result.returncode}):\n{result.stdout}{result.stderr}{log}"
+                f"{tool} failed ({result.returncode}): {output.splitlines()[0]}\n{cmd}\n"
+                f"{output}\n{log}"
             )
 
     def _tool(self, name: str) -> list[str]:
@@ -98,12 +102,36 @@ class Cluster:
     def running(self) -> bool:
         return (self.data / "postmaster.pid").is_file()
 
+    def _client(self, name: str) -> list[str]:
+        """A client tool (psql, pg_dump, ...) as this user, over TCP (the login: `_client_env`);
+        its files belong to whoever runs it."""
+        return [str(bindir() / name), "-h", "127.0.0.1", "-p", str(self.port)]
+
+    def _client_env(self) -> dict[str, str]:
+        return {**os.environ, "PGUSER": "postgres", "PGPASSWORD": self.password}
+
     def create_database(self, name: str) -> None:
         """Create database ``name`` unless it exists."""
-        env = {**os.environ, "PGUSER": "postgres", "PGPASSWORD": self.password}
-        psql = [str(bindir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-tAc"]
         query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"
-        found = subprocess.run([*psql, query, "postgres"], text=True, capture_output=True, env=env)
+        psql = [*self._client("psql"), "-tAc", query, "postgres"]
+        found = subprocess.run(psql, text=True, capture_output=True, env=self._client_env())
         if found.stdout.strip() != "1":
-            createdb = [str(bindir() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port)]
-            self._run([*createdb, name], env=env)
+            self._run([*self._client("createdb"), name], env=self._client_env())
+
+    def dump(self, database: str, path: Path) -> None:
+        """``pg_dump`` of ``database`` in the custom format (what ``pg_restore`` reads)."""
+        dump = [*self._client("pg_dump"), "--format=custom", f"--file={path}", database]
+        self._run(dump, env=self._client_env())
+
+    def restore(self, database: str, path: Path) -> None:
+        """Replace ``database`` with a dump of it. The dump goes into a scratch database first,
+        so a restore that fails (a bad file, a full disk) leaves ``database`` as it was; nothing
+        may be connected to it (stop its server first)."""
+        env, scratch = self._client_env(), f"{database}_restoring"
+        self._run([*self._client("dropdb"), "--if-exists", scratch], env=env)
+        self._run([*self._client("createdb"), scratch], env=env)
+        restore = [*self._client("pg_restore"), "--no-owner", "--exit-on-error", "-d", scratch]
+        self._run([*restore, str(path)], env=env)
+        self._run([*self._client("dropdb"), "--if-exists", database], env=env)
+        rename = f'ALTER DATABASE "{scratch}" RENAME TO "{database}"'
+        self._run([*self._client("psql"), "-qc", rename, "postgres"], env=env)

@@ -5,7 +5,8 @@ for trying the team set-up and for the end-to-end tests.
 
 Layout of the folder: ``postgres/`` (the cluster), ``s3/`` (SeaweedFS data), ``logs/``,
 ``run/`` (pid files), ``secrets.json`` and ``s3.json`` and one ``<account>.env`` per account
-(all 0600: the generated passwords and keys live only there, never on stdout or in logs).
+(all 0600: the generated passwords and keys live only there, never on stdout or in logs),
+``server.json`` (the MLflow release serving the database) and ``backups/`` (pipeline.team.upgrade).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pipeline.team.services import (
     check_ports_free,
     http_answers,
 )
+from pipeline.team.upgrade import check_schema, record_server
 
 # Default ports; FCRN_TEAM_PORTS="mlflow=5001,s3=9000" overrides some.
 DEFAULT_PORTS = {
@@ -51,7 +53,7 @@ S3_ACTIONS = {  # SeaweedFS identities: what each may do on the object store
     "ci": ["Read", "Write", "List", "Tagging"],
     "reader": ["Read", "List"],
 }
-MIN_ADMIN_PASSWORD = 12  # what MLflow 3.17 requires of the admin's
+MIN_ADMIN_PASSWORD = 12  # what MLflow (3.17 and 3.18) requires of the admin's
 
 
 def parse_ports(spec: str | None) -> dict[str, int]:
@@ -258,7 +260,9 @@ class Stack:
         if weed.pid() is None:
             self.start_s3()
         if mlflow.pid() is None:
+            check_schema(self)
             self.start_mlflow(admin_password)
+            record_server(self)
 
     def _serving(self, port_name: str) -> bool:
         """Whether this stack's own service already holds ``port_name``."""
