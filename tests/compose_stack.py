@@ -8,6 +8,7 @@ one-machine stack's class) holds the secrets, SeaweedFS's identities and the cli
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import subprocess
 from pathlib import Path
@@ -47,19 +48,47 @@ class ComposeStack:
             "MLFLOW_ALLOWED_HOSTS": "localhost:5000",
             "S3_PUBLIC_URL": self.stack.s3_url,  # the host's loopback: clients and server
         }
+        self.files = list(FILES)  # more `-f FILE` for another override
 
-    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [str(BIN / "docker-compose"), *FILES, *args]
-        result = subprocess.run(cmd, cwd=REPO, env=self.env, text=True, capture_output=True)
+    def compose(
+        self, *args: str, check: bool = True, stdin: Path | None = None, stdout: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker compose` on ``self.files``; ``stdin`` / ``stdout``: files to read, write."""
+        cmd = [str(BIN / "docker-compose"), *self.files, *args]
+        with contextlib.ExitStack() as files:
+            source = files.enter_context(stdin.open("rb")) if stdin else None
+            sink = files.enter_context(stdout.open("wb")) if stdout else subprocess.PIPE
+            result = subprocess.run(
+                cmd, cwd=REPO, env=self.env, stdin=source, stdout=sink, stderr=subprocess.PIPE
+            )
+        out, err = (result.stdout or b"").decode(errors="replace"), result.stderr.decode()
         if check and result.returncode != 0:
-            raise AssertionError(f"docker compose {args} failed:\n{result.stdout}{result.stderr}")
-        return result
+            raise AssertionError(f"docker compose {args} failed:\n{out}{err}")
+        return subprocess.CompletedProcess(cmd, result.returncode, out, err)
 
     def up(self) -> None:
         """`up -d --wait` (every service healthy, the buckets made), then the `ci` and `reader`
         accounts."""
         self.compose("up", "-d", "--wait")
         ensure_users(self.stack.mlflow_url, self.stack.admin_password, self.stack.secrets["mlflow"])
+
+    # docs/team.md's backup and rollback, as a team runs them on its stack.
+    def schema(self) -> str:
+        """The alembic revision of MLflow's database."""
+        query = ["psql", "-U", "mlflow", "-tAc", "SELECT version_num FROM alembic_version"]
+        return self.compose("exec", "-T", "postgres", *query, "mlflow").stdout.strip()
+
+    def backup(self, database: str, dump: Path) -> None:
+        self.compose(
+            "exec", "-T", "postgres", "pg_dump", "-U", "mlflow", "-Fc", database, stdout=dump
+        )
+
+    def restore(self, database: str, dump: Path) -> None:
+        """Replace ``database`` with ``dump`` (the MLflow server stopped)."""
+        self.compose("exec", "-T", "postgres", "dropdb", "-U", "mlflow", database)
+        self.compose("exec", "-T", "postgres", "createdb", "-U", "mlflow", database)
+        restore = ["pg_restore", "-U", "mlflow", "--no-owner", "--exit-on-error", "-d", database]
+        self.compose("exec", "-T", "postgres", *restore, stdin=dump)
 
 
 def ports_taken() -> str | None:

@@ -18,9 +18,9 @@ from pathlib import Path
 # Debian's docker.io client: it has BuildKit built in (a Docker 23+ client needs the buildx plugin
 # for it), which the image's CA secret needs.
 CLIENT = Path(os.environ.get("FCRN_TEST_DOCKER", "/usr/bin/docker"))
-# The Docker tests' measured peak, 10.7 GB (the 7.4 GB image, pip's downloads and BuildKit's
+# The Docker tests' measured peak, 11.2 GB (the 7.4 GB image, pip's downloads and BuildKit's
 # working copies while it builds, the air-gapped base, the team stack's images and volumes, the
-# clones), plus a margin.
+# image with the older MLflow, the clones), plus a margin.
 DISK_NEEDED_GB = 14
 
 

@@ -5,7 +5,8 @@ One image per run (`make image`, the air-gapped base from Debian's packages): th
 what it writes into the mount belongs to the host user, a bad mount ends in one `error:` line,
 the proxy's CA bundle is in no layer, and a one-line code change rebuilds the code layer only.
 Then the team stack under Docker Compose (tests/compose_stack.py) from the same image: the CI
-round trip through it, a killed container, and `down -v` leaving nothing. Last, two containers
+round trip through it, a killed container, and `down -v` leaving nothing; its move from an MLflow
+3.17.2 server to the lock's MLflow and back (docs/team.md, "Upgrading MLflow"). Last, two containers
 as two training nodes, one killed mid-run: the restarted pair ends with the uninterrupted bytes.
 """
 
@@ -18,19 +19,23 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from compose_stack import ComposeStack, ports_taken
+from compose_stack import FILES, ComposeStack, ports_taken
 from docker_engine import CLIENT, Engine, unavailable
 from e2e import REPO, copy_project, free_port, run, stage_argv
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from PIL import Image
 from test_team_stack import LR, account, as_stage, lock_outs, retrain_as_ci, team_project
+from tiny_project import TinyProject
 
 from pipeline.io import md5sum
+from pipeline.team.accounts import provision
+from pipeline.team.stack import Stack
 from tools.check_lock import export
 
 pytestmark = pytest.mark.slow
@@ -255,6 +260,102 @@ def test_compose_down_leaves_nothing(compose: ComposeStack, engine: Engine) -> N
     assert engine.docker("volume", "ls", "-q").stdout == ""
     networks = engine.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert sorted(networks) == ["host", "none"]
+
+
+OLD_MLFLOW, OLD_SCHEMA = "3.17.2", "dc11669786a5"  # the release before the lock's, its schema
+
+
+@pytest.fixture(scope="module")
+def old_mlflow_image(engine: Engine, image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The pipeline's image with MLflow 3.17.2 in its venv: the team's server before the move."""
+    context, tag = tmp_path_factory.mktemp("old-mlflow"), f"fcrn-mlflow:{OLD_MLFLOW}"
+    packages = " ".join(f"{p}=={OLD_MLFLOW}" for p in ("mlflow", "mlflow-skinny", "mlflow-tracing"))
+    (context / "Dockerfile").write_text(
+        f"FROM {image}\nUSER root\nRUN --mount=type=secret,id=ca,target=/run/secrets/ca "
+        "if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi "
+        f"&& pip install --no-deps {packages}\nUSER {UID}\n"
+    )
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    secret = ["--secret", f"id=ca,src={ca}"] if ca.is_file() else []
+    cmd = [str(CLIENT), "build", "--network", "host", *secret, "-t", tag, str(context)]
+    env = {**engine.env, "DOCKER_BUILDKIT": "1"}
+    result = subprocess.run(cmd, env=env, text=True, capture_output=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return tag
+
+
+def test_the_compose_stack_moves_to_the_locks_mlflow_and_back(
+    engine: Engine, old_mlflow_image: str, tiny_project: Callable[..., TinyProject], tmp_path: Path
+) -> None:
+    """docs/team.md's upgrade under Compose: a 3.17.2 server with a registered @champion; the
+    backup; the lock's MLflow refuses the old database; `mlflow db upgrade`; the champion loads
+    and the accounts hold; the rollback to the backup for the old server."""
+    if reason := ports_taken():  # the round trip's stack is down by now
+        pytest.skip(reason)
+    compose, project = ComposeStack(engine, tmp_path / "stack"), tiny_project("compose-upgrade")
+    (tmp_path / "old.yaml").write_text(f"services:\n  mlflow:\n    image: {old_mlflow_image}\n")
+    with_old_server = [*compose.files, "-f", str(tmp_path / "old.yaml")]
+    stack, dumps = compose.stack, {db: tmp_path / f"{db}.dump" for db in ("mlflow", "mlflow_auth")}
+    try:
+        compose.files = with_old_server
+        compose.up()
+        provision(stack.mlflow_url, stack.admin_password, project.experiment, project.model_name)
+        with account(stack, "ci"):
+            project.write_model(out_bias=0.1)
+            assert project.register()["decision"] == "champion"
+        assert compose.schema() == OLD_SCHEMA
+        for database, dump in dumps.items():
+            compose.backup(database, dump)
+        compose.compose("stop", "mlflow")
+
+        compose.files = list(FILES)  # the new image's server stops at the schema check
+        compose.compose("up", "-d", "--no-deps", "mlflow")
+        refusal = wait_for_log(compose, "mlflow", "error: the database has schema")
+        assert f"error: the database has schema {OLD_SCHEMA}, MLflow" in refusal, refusal
+        compose.compose("stop", "mlflow")
+        assert compose.schema() == OLD_SCHEMA
+        upgrade = 'mlflow db upgrade "$MLFLOW_BACKEND_STORE_URI"'
+        compose.compose("run", "--rm", "--no-deps", "mlflow", upgrade)
+        assert compose.schema() != OLD_SCHEMA
+        compose.up()
+        champion_loads(stack, project, "1")
+        with account(stack, "ci"):  # ci may still register: v2, better, becomes the champion
+            project.write_model(out_bias=0.2)
+            project.write_metrics(0.1)
+            assert project.register()["version"] == 2
+
+        compose.compose("stop", "mlflow")  # the rollback: the backup, for the old server
+        for database, dump in dumps.items():
+            compose.restore(database, dump)
+        compose.files = with_old_server
+        compose.up()
+        assert compose.schema() == OLD_SCHEMA
+        champion_loads(stack, project, "1")  # v2 came after the backup
+    finally:
+        compose.compose("down", "-v", check=False)
+
+
+def wait_for_log(compose: ComposeStack, service: str, text: str, timeout_s: float = 120) -> str:
+    deadline = time.monotonic() + timeout_s
+    while text not in (log := compose.compose("logs", service).stdout):
+        assert time.monotonic() < deadline, log
+        time.sleep(1)
+    return log
+
+
+def champion_loads(stack: Stack, project: TinyProject, version: str) -> None:
+    """As `reader`: @champion is ``version``, `fcrn-predict` loads it; moving it is refused."""
+    image = project.root / "room.png"
+    Image.new("RGB", (64, 48), "teal").save(image)
+    predict = ["fcrn-predict", str(image), "--out", str(project.root / "depth")]
+    with account(stack, "reader"):
+        client = MlflowClient(stack.mlflow_url)
+        champion = client.get_model_version_by_alias(project.model_name, "champion")
+        assert champion.version == version
+        run([*predict, "--model", f"models:/{project.model_name}@champion"], project.root)
+        with pytest.raises(MlflowException) as denied:
+            client.set_registered_model_alias(project.model_name, "champion", version)
+    assert denied.value.get_http_status_code() == 403
 
 
 def start_two_nodes(engine: Engine, image: str, project: Path) -> list[subprocess.Popen[str]]:
