@@ -6,8 +6,11 @@ processes; every decision here is a pure function of params.yaml and the hardwar
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
+import signal
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -112,12 +115,33 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+LAUNCHER_PID = "FCRN_DDP_LAUNCHER_PID"  # the stage process that starts torchrun in itself
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_launcher() -> None:
+    """Have the kernel SIGKILL this DDP rank when the process that started it dies. torchrun
+    starts each rank in a session of its own, so a SIGKILL to the stage's process group (`dvc
+    repro` killed, a CI job cancelled) ended the launcher and left the ranks training: they
+    finished beside the resumed run and deleted its checkpoint. A rank whose launcher is gone
+    already (it died while this one started) stops at once. Linux only (prctl)."""
+    if not sys.platform.startswith("linux"):
+        return
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    launcher = os.environ.get(LAUNCHER_PID)
+    if launcher and os.getppid() != int(launcher):
+        raise SystemExit(f"error: this DDP rank's launcher (pid {launcher}) is gone: stopping")
+
+
 def setup(cfg: TrainConfig) -> Runtime:
-    """Pick the device and precision; join the process group when started by torchrun.
+    """Pick the device and precision; join the process group when started by torchrun (and
+    die with the launcher).
     A CUDA GPU is used in both modes (this is a GPU pipeline; its bytes follow the GPU kind);
     on the CPU, portable mode trains in fp32: that is what makes its bytes portable."""
     rank, world_size, local_rank = 0, 1, 0
     if launched_by_torchrun():
+        die_with_launcher()
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if torch.cuda.is_available():

@@ -5,12 +5,14 @@ any data is read. Rank 0 logs each epoch live to one MLflow run, which a resumed
 
 `train.nproc` > 1 re-launches this script under torchrun (DDP: NCCL on GPUs, gloo on the CPU);
 starting it with `torchrun --nproc_per_node N stages/train.py ...` directly works the same.
-A run killed at any point resumes from its last epoch checkpoint when the stage runs again.
+A run killed at any point resumes from its last epoch checkpoint when the stage runs again; the
+ranks die with this process (`runtime.die_with_launcher`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     portable.pin(cfg.reproducible)  # before any work: it may restart this process, pinned
     tracking.connect()
     if cfg.nproc > 1 and not runtime.launched_by_torchrun():
+        os.environ[runtime.LAUNCHER_PID] = str(os.getpid())  # the ranks' parent: this process
         try:
             torchrun.main(
                 ["--standalone", f"--nproc_per_node={cfg.nproc}", __file__, *sys.argv[1:]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -44,15 +43,13 @@ def kill_after_first_checkpoint(cmd: list[str], cwd: Path, ckpts: Path) -> None:
         assert proc.poll() is None, "training ended before its first checkpoint was seen"
         time.sleep(0.05)
     assert proc.poll() is None, "too late: training had already finished"
-    # torchrun starts each DDP rank in a session of its own: the group's SIGKILL would orphan
-    # them, still training (and finishing) beside the run that resumes.
+    # torchrun starts each DDP rank in a session of its own, out of the group: they must die
+    # with it (runtime.die_with_launcher), not train on beside the run that resumes.
     ranks = psutil.Process(proc.pid).children(recursive=True)
     os.killpg(proc.pid, signal.SIGKILL)
-    for rank in ranks:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            rank.kill()
     proc.wait()
-    psutil.wait_procs(ranks, timeout=30)
+    _, alive = psutil.wait_procs(ranks, timeout=10)  # at once: the kernel kills them
+    assert not alive, f"processes outlived the killed group: {alive}"
 
 
 def model_and_metrics(project: Path) -> tuple[str, str]:
