@@ -2,7 +2,8 @@
 SeaweedFS S3, the basic-auth server): CI registers `@champion` under 3.17.2; with the lock's
 MLflow, `team up` refuses to start a server that would migrate the database; `team upgrade`
 backs it up and migrates it; the champion loads and the accounts hold; the old MLflow refuses
-the migrated database and `team restore` brings the backup back for it."""
+the migrated database and `team restore` brings the backup back for it; a damaged backup's
+restore fails with one line and changes nothing."""
 
 from __future__ import annotations
 
@@ -164,5 +165,20 @@ def test_the_team_upgrades_mlflow_and_rolls_back(
             )  # v2 came after the backup: rolled back with it
             assert champion.version == "1" and champion.tags["model_md5"] == model_md5
             assert predict_champion(project, old_mlflow).is_file()
+
+        # A restore that fails leaves the databases as they were; a folder that is no backup.
+        damaged = stack_root.parent / "damaged-backup"
+        shutil.copytree(backup, damaged)
+        (damaged / "mlflow.dump").write_bytes(b"not a dump")
+        failed = team("restore", str(damaged))
+        assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1
+        assert failed.stderr.startswith(f"error: restoring {damaged} failed: pg_restore failed")
+        assert team("up").returncode == 0
+        with account(stack, "reader"):
+            client = MlflowClient(stack.mlflow_url)
+            assert client.get_model_version_by_alias(project.model_name, "champion").version == "1"
+        refused = team("restore", str(stack_root))
+        assert refused.returncode == 1
+        assert refused.stderr.startswith(f"error: {stack_root} is not a backup of the team stack")
     finally:
         team("down")
