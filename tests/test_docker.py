@@ -28,14 +28,13 @@ from compose_stack import FILES, ComposeStack, ports_taken
 from docker_engine import CLIENT, Engine, unavailable
 from e2e import REPO, copy_project, free_port, run, stage_argv
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from PIL import Image
 from test_team_stack import LR, account, as_stage, lock_outs, retrain_as_ci, team_project
+from test_team_upgrade import OLD, OLD_SCHEMA, champion_holds
 from tiny_project import TinyProject
 
 from pipeline.io import md5sum
 from pipeline.team.accounts import provision
-from pipeline.team.stack import Stack
 from tools.check_lock import export
 
 pytestmark = pytest.mark.slow
@@ -262,14 +261,11 @@ def test_compose_down_leaves_nothing(compose: ComposeStack, engine: Engine) -> N
     assert sorted(networks) == ["host", "none"]
 
 
-OLD_MLFLOW, OLD_SCHEMA = "3.17.2", "dc11669786a5"  # the release before the lock's, its schema
-
-
 @pytest.fixture(scope="module")
 def old_mlflow_image(engine: Engine, image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The pipeline's image with MLflow 3.17.2 in its venv: the team's server before the move."""
-    context, tag = tmp_path_factory.mktemp("old-mlflow"), f"fcrn-mlflow:{OLD_MLFLOW}"
-    packages = " ".join(f"{p}=={OLD_MLFLOW}" for p in ("mlflow", "mlflow-skinny", "mlflow-tracing"))
+    context, tag = tmp_path_factory.mktemp("old-mlflow"), f"fcrn-mlflow:{OLD}"
+    packages = " ".join(f"{p}=={OLD}" for p in ("mlflow", "mlflow-skinny", "mlflow-tracing"))
     (context / "Dockerfile").write_text(
         f"FROM {image}\nUSER root\nRUN --mount=type=secret,id=ca,target=/run/secrets/ca "
         "if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi "
@@ -301,7 +297,7 @@ def test_the_compose_stack_moves_to_the_locks_mlflow_and_back(
         compose.up()
         provision(stack.mlflow_url, stack.admin_password, project.experiment, project.model_name)
         with account(stack, "ci"):
-            project.write_model(out_bias=0.1)
+            model_md5 = md5sum(project.write_model(out_bias=0.1))
             assert project.register()["decision"] == "champion"
         assert compose.schema() == OLD_SCHEMA
         for database, dump in dumps.items():
@@ -318,7 +314,7 @@ def test_the_compose_stack_moves_to_the_locks_mlflow_and_back(
         compose.compose("run", "--rm", "--no-deps", "mlflow", upgrade)
         assert compose.schema() != OLD_SCHEMA
         compose.up()
-        champion_loads(stack, project, "1")
+        champion_holds(stack, project, "1", model_md5)
         with account(stack, "ci"):  # ci may still register: v2, better, becomes the champion
             project.write_model(out_bias=0.2)
             project.write_metrics(0.1)
@@ -330,7 +326,7 @@ def test_the_compose_stack_moves_to_the_locks_mlflow_and_back(
         compose.files = with_old_server
         compose.up()
         assert compose.schema() == OLD_SCHEMA
-        champion_loads(stack, project, "1")  # v2 came after the backup
+        champion_holds(stack, project, "1", model_md5)  # v2 came after the backup
     finally:
         compose.compose("down", "-v", check=False)
 
@@ -341,21 +337,6 @@ def wait_for_log(compose: ComposeStack, service: str, text: str, timeout_s: floa
         assert time.monotonic() < deadline, log
         time.sleep(1)
     return log
-
-
-def champion_loads(stack: Stack, project: TinyProject, version: str) -> None:
-    """As `reader`: @champion is ``version``, `fcrn-predict` loads it; moving it is refused."""
-    image = project.root / "room.png"
-    Image.new("RGB", (64, 48), "teal").save(image)
-    predict = ["fcrn-predict", str(image), "--out", str(project.root / "depth")]
-    with account(stack, "reader"):
-        client = MlflowClient(stack.mlflow_url)
-        champion = client.get_model_version_by_alias(project.model_name, "champion")
-        assert champion.version == version
-        run([*predict, "--model", f"models:/{project.model_name}@champion"], project.root)
-        with pytest.raises(MlflowException) as denied:
-            client.set_registered_model_alias(project.model_name, "champion", version)
-    assert denied.value.get_http_status_code() == 403
 
 
 def start_two_nodes(engine: Engine, image: str, project: Path) -> list[subprocess.Popen[str]]:

@@ -85,6 +85,21 @@ def predict_champion(project: TinyProject, old: Path | None) -> Path:
     return out / "room.png"
 
 
+def champion_holds(
+    stack: Stack, project: TinyProject, version: str, model_md5: str, old: Path | None = None
+) -> None:
+    """As `reader`: @champion is ``version`` (of the model with ``model_md5``), `fcrn-predict`
+    loads it (with MLflow ``old`` when given), and moving the alias is refused (HTTP 403)."""
+    with account(stack, "reader"):
+        client = MlflowClient(stack.mlflow_url)
+        champion = client.get_model_version_by_alias(project.model_name, "champion")
+        assert (champion.version, champion.tags["model_md5"]) == (version, model_md5)
+        assert predict_champion(project, old).is_file()
+        with pytest.raises(MlflowException) as denied:
+            client.set_registered_model_alias(project.model_name, "champion", version)
+    assert denied.value.get_http_status_code() == 403
+
+
 def test_the_team_upgrades_mlflow_and_rolls_back(
     old_mlflow: Path, stack_root: Path, tiny_project: Callable[..., TinyProject]
 ) -> None:
@@ -129,14 +144,7 @@ def test_the_team_upgrades_mlflow_and_rolls_back(
 
         # The lock's MLflow serves it: the champion loads, and the accounts hold.
         assert team("up", mlflow=None).returncode == 0
-        with account(stack, "reader"):
-            client = MlflowClient(stack.mlflow_url)
-            champion = client.get_model_version_by_alias(project.model_name, "champion")
-            assert champion.version == "1" and champion.tags["model_md5"] == model_md5
-            assert predict_champion(project, None).is_file()
-            with pytest.raises(MlflowException) as denied:
-                client.set_registered_model_alias(project.model_name, "champion", "1")
-            assert denied.value.get_http_status_code() == 403
+        champion_holds(stack, project, "1", model_md5)
         with account(stack, "ci"):
             project.write_model(out_bias=0.2)
             project.write_metrics(0.1)  # better than v1's 0.2: v2 becomes the champion
@@ -159,12 +167,7 @@ def test_the_team_upgrades_mlflow_and_rolls_back(
         assert f"MLflow {OLD}" in restored.stdout
         assert read_schema(uri).current == OLD_SCHEMA
         assert team("up").returncode == 0
-        with account(stack, "reader"):
-            champion = MlflowClient(stack.mlflow_url).get_model_version_by_alias(
-                project.model_name, "champion"
-            )  # v2 came after the backup: rolled back with it
-            assert champion.version == "1" and champion.tags["model_md5"] == model_md5
-            assert predict_champion(project, old_mlflow).is_file()
+        champion_holds(stack, project, "1", model_md5, old_mlflow)  # v2 came after the backup
 
         # A restore that fails leaves the databases as they were; a folder that is no backup.
         damaged = stack_root.parent / "damaged-backup"
