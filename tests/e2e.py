@@ -175,7 +175,7 @@ def run_queue(project: Path, names: list[str], jobs: int, timeout_s: float) -> d
     )  # fmt: skip
     deadline = time.monotonic() + timeout_s
     while True:
-        status = run(["dvc", "queue", "status"], project).stdout
+        status = _queue_status(project)
         if not any(word in status for word in ("Queued", "Running")):
             break
         assert time.monotonic() < deadline, status
@@ -189,6 +189,19 @@ def run_queue(project: Path, names: list[str], jobs: int, timeout_s: float) -> d
         tails += [f"--- {w.name} ends:\n{_tail(w.read_text(errors='replace'))}" for w in workers]
         raise AssertionError("\n".join([*tails, status]))
     return logs
+
+
+def _queue_status(project: Path, tries: int = 3) -> str:
+    """`dvc queue status`, asked again when it read a task's info file while its worker was
+    rewriting it: DVC rewrites that JSON file in place (`modify_json`), so a reader can find it
+    empty ("unexpected error - Expecting value: line 1 column 1 (char 0)")."""
+    for _ in range(tries):
+        result = run(["dvc", "queue", "status"], project, check=False)
+        if result.returncode == 0 or "Expecting value" not in result.stderr:
+            break
+        time.sleep(1)
+    assert result.returncode == 0, f"dvc queue status failed:\n{result.stdout}{result.stderr}"
+    return result.stdout
 
 
 def _tail(text: str, lines: int = 25) -> str:
