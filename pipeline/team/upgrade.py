@@ -78,9 +78,11 @@ def _from(version: str | None) -> str:
     return f", from MLflow {version}" if version else ""
 
 
-def record_server(stack: Stack) -> None:
-    """Note which MLflow serves the database now (what a backup and the messages name)."""
-    (stack.root / "server.json").write_text(json.dumps({"mlflow": installed_mlflow()}) + "\n")
+def record_server(stack: Stack, version: str | None = None) -> None:
+    """Note which MLflow serves the database (the installed one by default): what a backup and
+    the messages name."""
+    record = {"mlflow": version or installed_mlflow()}
+    (stack.root / "server.json").write_text(json.dumps(record) + "\n")
 
 
 def check_schema(stack: Stack) -> None:
@@ -183,7 +185,10 @@ def restore(stack: Stack, folder: Path) -> str:
             "restored are as they were; run the restore again)"
         ) from e
     version = info["mlflow"]
-    (stack.root / "server.json").write_text(json.dumps({"mlflow": version}) + "\n")
+    if version:
+        record_server(stack, version)
+    else:  # not recorded when the backup was made: no longer the installed MLflow's either
+        (stack.root / "server.json").unlink(missing_ok=True)
     release = f"MLflow {version}: `pip install mlflow[auth]=={version}`, or " if version else ""
     return (
         f"restored {folder} (schema {info['schema']}{_from(version)}): start the stack with the "
